@@ -1,0 +1,43 @@
+"""The ``comfy-relay`` command.
+
+Each sub-command lives in its own module with a ``register(subparsers)`` function. Registration imports nothing
+heavy: a command imports what it needs when it runs, so ``comfy-relay --help`` works on the base install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from handlers.cli import _emulate_comfyui, _emulate_runpod
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="comfy-relay", description="Serverless ComfyUI generation: worker, dispatch and local stack."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    emulate = commands.add_parser("emulate", help="serve a faithful emulator of ComfyUI or RunPod on loopback")
+    services = emulate.add_subparsers(dest="service", required=True, metavar="SERVICE")
+    _emulate_comfyui.register(services)
+    _emulate_runpod.register(services)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:  # e.g. a port already in use: one clear line, not a traceback
+        print(f"comfy-relay: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
