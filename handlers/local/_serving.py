@@ -56,7 +56,7 @@ async def _start(factory: AppFactory, sock: socket.socket) -> web.AppRunner:
         await _make(factory), handle_signals=False, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_S
     )
     await runner.setup()
-    await web.SockSite(runner, sock, shutdown_timeout=_SHUTDOWN_TIMEOUT_S).start()
+    await web.SockSite(runner, sock).start()
     return runner
 
 
@@ -110,6 +110,7 @@ class ServerThread:
         self._thread.start()
         self._ready.wait()
         if self._error is not None:
+            sock.close()
             raise RuntimeError(f"server at {self.url} failed to start") from self._error
         return self
 
