@@ -1,0 +1,290 @@
+"""``JobInput``: what a caller sends as a RunPod job's ``input``. Its JSON Schema is generated from here."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    JsonValue,
+    ModelWrapValidatorHandler,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from handlers.contract._common import NAME_PATTERN, PARAM_NAME_PATTERN, JobId, Loc, StrictModel, with_cross_checks
+
+__all__ = [
+    "MAX_INLINE_BASE64_BYTES",
+    "MAX_PRESIGN_SECONDS",
+    "MAX_TIMEOUT_S",
+    "GraphFormat",
+    "ImageFormat",
+    "JobInput",
+    "LegacyImage",
+    "MediaItem",
+    "OutputOptions",
+    "ProgressWebhook",
+    "graph_format",
+    "job_input_schema",
+    "split_override_key",
+]
+
+MAX_TIMEOUT_S = 7 * 24 * 3600
+"""RunPod's own ceiling for a job's execution timeout."""
+DEFAULT_TIMEOUT_S = 600
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+"""SigV4 presigned URLs cannot outlive 7 days."""
+MAX_INLINE_BASE64_BYTES = 7_000_000
+"""Raw bytes: base64 adds a third, and RunPod refuses results over 10 MB, so 7 MB leaves room for the rest."""
+DEFAULT_INLINE_BASE64_BYTES = 0
+
+_DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[\w.-]+)*;base64,", re.ASCII)
+_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+$")
+_BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+_PREFIX = r"^(?:[A-Za-z0-9_.=-]+/)*[A-Za-z0-9_.=-]+/?$"
+_TEMPLATE = r"^[a-z0-9][a-z0-9_.-]{0,63}/[a-z0-9][a-z0-9_.-]{0,63}$"
+
+
+class GraphFormat(StrEnum):
+    API = "api"
+    UI = "ui"
+
+
+def graph_format(graph: Mapping[str, Any]) -> GraphFormat:
+    """A UI (saved) workflow has ``nodes`` and ``links`` lists; anything else is taken as API format."""
+    if isinstance(graph.get("nodes"), list) and isinstance(graph.get("links"), list):
+        return GraphFormat.UI
+    return GraphFormat.API
+
+
+def split_override_key(key: str) -> tuple[str, str]:
+    """``"<node id or title>.<input>"`` split at the LAST dot: titles may contain dots and subgraph node ids
+    contain colons (``"7:1.seed"``), input names never contain a dot."""
+    node, sep, input_name = key.rpartition(".")
+    if not sep or not node or not input_name:
+        raise ValueError(f"override key {key!r} must be '<node id or title>.<input>'")
+    return node, input_name
+
+
+def _check_override_key(key: str) -> str:
+    split_override_key(key)
+    return key
+
+
+def _strip_base64(value: str) -> tuple[str, str | None]:
+    """Return the bare base64 payload and the MIME type a data URI declared."""
+    match = _DATA_URI.match(value)
+    if match:
+        return value[match.end() :], match.group("mime")
+    return value, None
+
+
+def _check_base64(payload: str) -> None:
+    try:
+        base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("is not valid base64") from exc
+
+
+def _check_http_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+HttpUrl = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_check_http_url)]
+MediaName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+ParamName = Annotated[str, StringConstraints(pattern=PARAM_NAME_PATTERN)]
+OverrideKey = Annotated[str, StringConstraints(min_length=3, max_length=512), AfterValidator(_check_override_key)]
+
+
+class MediaItem(StrictModel):
+    """An input file, from exactly one source. ``name`` is what parameters refer to; the worker stages the file
+    under a per-job folder in ComfyUI's input directory."""
+
+    name: MediaName
+    url: HttpUrl | None = None
+    base64: str | None = Field(default=None, description="base64 payload, or a data: URI")
+    s3: str | None = Field(default=None, description="s3://bucket/key", pattern=_S3_URI.pattern)
+    mime: str | None = Field(default=None, pattern=r"^[\w.+-]+/[\w.+-]+$")
+
+    @field_validator("base64")
+    @classmethod
+    def _valid_base64(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_base64(_strip_base64(value)[0])
+        return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_source(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        problems: list[tuple[Loc, str]] = []
+        if isinstance(data, dict):
+            sources = [s for s in ("url", "base64", "s3") if data.get(s) is not None]
+            if len(sources) != 1:
+                problems.append(((), f"give exactly one of url, base64 or s3 (got {', '.join(sources) or 'none'})"))
+        result: Self = with_cross_checks(cls.__name__, data, handler, problems)
+        return result
+
+    def payload(self) -> bytes:
+        """The decoded bytes of a base64 item."""
+        if self.base64 is None:
+            raise ValueError(f"media {self.name!r} is not inline base64")
+        return base64.b64decode("".join(_strip_base64(self.base64)[0].split()))
+
+    def declared_mime(self) -> str | None:
+        """``mime`` if given, else what a data URI declared."""
+        if self.mime is not None:
+            return self.mime
+        return _strip_base64(self.base64)[1] if self.base64 is not None else None
+
+
+class LegacyImage(StrictModel):
+    """worker-comfyui's ``images: [{name, image}]`` (``image`` is base64 or a data URI): accepted and normalised into
+    ``media``."""
+
+    name: MediaName
+    image: str
+
+    @field_validator("image")
+    @classmethod
+    def _valid_image(cls, value: str) -> str:
+        _check_base64(_strip_base64(value)[0])
+        return value
+
+
+class ImageFormat(StrEnum):
+    PNG = "png"
+    JPEG = "jpeg"
+    WEBP = "webp"
+
+
+class OutputOptions(StrictModel):
+    """Where and how outputs are delivered."""
+
+    bucket: str | None = Field(default=None, pattern=_BUCKET, description="S3 bucket (default: the worker's)")
+    prefix: str | None = Field(default=None, pattern=_PREFIX, max_length=512, description="key prefix in the bucket")
+    format: ImageFormat | None = Field(default=None, description="convert still images; absent keeps ComfyUI's")
+    quality: int | None = Field(default=None, ge=1, le=100, description="for jpeg/webp conversion")
+    include_temp: bool = Field(default=False, description="also return temp outputs (PreviewImage etc.)")
+    presign_seconds: int = Field(default=3600, ge=1, le=MAX_PRESIGN_SECONDS)
+    inline_base64_max_bytes: int = Field(
+        default=DEFAULT_INLINE_BASE64_BYTES,
+        ge=0,
+        le=MAX_INLINE_BASE64_BYTES,
+        description="return outputs up to this size inline as base64 too (0: never)",
+    )
+
+    @field_validator("prefix")
+    @classmethod
+    def _no_dot_segments(cls, value: str | None) -> str | None:
+        if value is not None and any(part in {".", ".."} for part in value.split("/")):
+            raise ValueError("must not contain '.' or '..' segments")
+        return value
+
+
+class ProgressWebhook(StrictModel):
+    """Signed progress events POSTed while the job runs (see ``sign_webhook``)."""
+
+    url: HttpUrl
+    secret: str = Field(min_length=16, max_length=256, repr=False)
+    min_interval_ms: int = Field(default=1000, ge=100, le=60_000, description="throttle between progress events")
+
+
+class JobInput(StrictModel):
+    """A job: a workflow (inline API or UI graph, or a named template), its parameters, media and delivery."""
+
+    workflow: dict[str, Any] | None = Field(default=None, description="API-format graph, or a UI (saved) workflow")
+    template: str | None = Field(
+        default=None, pattern=_TEMPLATE, description="'<kind>/<name>', e.g. 'image/sdxl-basic'"
+    )
+    character: str | None = Field(default=None, pattern=NAME_PATTERN, description="character-scoped template lookup")
+    params: dict[ParamName, JsonValue] = Field(default_factory=dict)
+    overrides: dict[OverrideKey, JsonValue] = Field(
+        default_factory=dict, description='"<node id or title>.<input>": value, applied after params'
+    )
+    media: list[MediaItem] = Field(default_factory=list, max_length=64)
+    images: list[LegacyImage] = Field(
+        default_factory=list,
+        max_length=64,
+        description="worker-comfyui compatibility: moved into media",
+        json_schema_extra={"deprecated": True},
+    )
+    output: OutputOptions = Field(default_factory=OutputOptions)
+    job_id: JobId | None = Field(default=None, description="idempotency key; default: RunPod's job id")
+    timeout_s: int = Field(default=DEFAULT_TIMEOUT_S, ge=1, le=MAX_TIMEOUT_S)
+    progress_webhook: ProgressWebhook | None = None
+
+    @field_validator("workflow")
+    @classmethod
+    def _graph_shape(cls, graph: dict[str, Any] | None) -> dict[str, Any] | None:
+        if graph is None or graph_format(graph) is GraphFormat.UI:
+            return graph
+        if not graph:
+            raise ValueError("is an empty graph")
+        bad = [
+            node_id
+            for node_id, node in graph.items()
+            if not (
+                isinstance(node, dict)
+                and isinstance(node.get("class_type"), str)
+                and isinstance(node.get("inputs", {}), dict)
+            )
+        ]
+        if bad:
+            shown = ", ".join(repr(b) for b in bad[:10])
+            raise ValueError(
+                f"is neither a UI workflow (nodes + links) nor an API graph: node(s) {shown} lack a class_type "
+                "string or an inputs object"
+            )
+        return graph
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _cross_checks(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        problems: list[tuple[Loc, str]] = []
+        if isinstance(data, dict):
+            if (data.get("workflow") is None) == (data.get("template") is None):
+                problems.append(((), "give exactly one of workflow or template"))
+            if data.get("character") is not None and data.get("template") is None:
+                problems.append((("character",), "applies only with template"))
+            names: list[str] = [
+                item["name"]
+                for key in ("media", "images")
+                if isinstance(data.get(key), list)
+                for item in data[key]
+                if isinstance(item, dict) and isinstance(item.get("name"), str)
+            ]
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                problems.append((("media",), f"names must be unique: {', '.join(duplicates)}"))
+        result: Self = with_cross_checks(cls.__name__, data, handler, problems)
+        if result.images:
+            # Normalise the legacy field so everything downstream reads only ``media``.
+            legacy = [MediaItem(name=i.name, base64=i.image) for i in result.images]
+            object.__setattr__(result, "media", [*result.media, *legacy])
+            object.__setattr__(result, "images", [])
+        return result
+
+    @property
+    def workflow_format(self) -> GraphFormat | None:
+        return None if self.workflow is None else graph_format(self.workflow)
+
+    def media_by_name(self) -> dict[str, MediaItem]:
+        return {m.name: m for m in self.media}
+
+
+def job_input_schema() -> dict[str, Any]:
+    """The JSON Schema of a job's ``input``, generated from :class:`JobInput` (validation mode)."""
+    schema = JobInput.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "comfy-relay job input"
+    return schema

@@ -1,0 +1,73 @@
+"""``JobResult`` and ``OutputItem``: what a successful job returns (and what ``manifest.json`` stores)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from handlers.contract._common import StrictModel
+
+__all__ = ["JobResult", "OutputItem", "OutputKind", "SeedUsed", "Timings"]
+
+
+class OutputKind(StrEnum):
+    IMAGE = "image"
+    ANIMATED = "animated"
+    VIDEO = "video"
+    AUDIO = "audio"
+    TEXT = "text"
+    LATENT = "latent"
+    MODEL_3D = "3d"
+    FILE = "file"
+
+
+class OutputItem(StrictModel):
+    """One output of one node: a stored file (``s3_uri``, ``url``), or ``text`` for text outputs."""
+
+    node_id: str
+    node_title: str | None = None
+    kind: OutputKind
+    filename: str | None = Field(default=None, description="the file name ComfyUI gave it")
+    temp: bool = Field(default=False, description="a temp (preview) output, returned only with include_temp")
+    mime: str | None = None
+    bytes: int | None = Field(default=None, ge=0)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    width: int | None = Field(default=None, ge=0)
+    height: int | None = Field(default=None, ge=0)
+    duration_s: float | None = Field(default=None, ge=0)
+    s3_uri: str | None = Field(default=None, pattern=r"^s3://")
+    url: str | None = Field(default=None, description="presigned GET URL")
+    text: str | None = None
+    base64: str | None = Field(default=None, description="inline content when under output.inline_base64_max_bytes")
+
+
+class SeedUsed(StrictModel):
+    """A seed the graph ran with: chosen by the caller, the template, or at random (``random``)."""
+
+    node_id: str
+    input: str
+    value: int
+    param: str | None = Field(default=None, description="the parameter that set it, if any")
+    random: bool = False
+
+
+class Timings(StrictModel):
+    """Per-phase wall time in milliseconds; ``None`` where a phase did not happen."""
+
+    stage_ms: int | None = Field(default=None, ge=0, description="fetching and staging input media")
+    queue_wait_ms: int | None = Field(default=None, ge=0, description="from /prompt to execution_start")
+    execution_ms: int | None = Field(default=None, ge=0)
+    nodes_ms: dict[str, int] = Field(default_factory=dict, description="node id -> execution time")
+    upload_ms: int | None = Field(default=None, ge=0)
+    total_ms: int | None = Field(default=None, ge=0)
+
+
+class JobResult(StrictModel):
+    job_id: str
+    prompt_id: str | None = None
+    outputs: list[OutputItem] = Field(default_factory=list)
+    seeds: list[SeedUsed] = Field(default_factory=list)
+    timings: Timings = Field(default_factory=Timings)
+    warnings: list[str] = Field(default_factory=list)
+    manifest_uri: str | None = Field(default=None, description="s3://…/manifest.json, written last (commit marker)")
