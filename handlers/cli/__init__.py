@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from handlers.cli import _emulate_comfyui, _emulate_runpod
+from handlers.cli import _convert, _emulate_comfyui, _emulate_runpod, _schema, _validate
 
 __all__ = ["build_parser", "main"]
 
@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     services = emulate.add_subparsers(dest="service", required=True, metavar="SERVICE")
     _emulate_comfyui.register(services)
     _emulate_runpod.register(services)
+    _convert.register(commands)
+    _validate.register(commands)
+    _schema.register(commands)
     return parser
 
 
