@@ -1,0 +1,138 @@
+"""Nodes that read the input folder: LoadImage and LoadImageMask."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps, ImageSequence
+
+from .._node import Folders, Node, NodeContext, NodeOutput
+from ._types import Images, Masks
+
+__all__ = ["LoadImage", "LoadImageMask", "annotated_path", "input_images"]
+
+_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".apng", ".avif"})
+_ANNOTATIONS = {" [input]": "input", " [output]": "output", " [temp]": "temp"}
+
+
+def input_images(folders: Folders) -> list[str]:
+    """LoadImage's combo: the image files directly in the input folder, sorted (ComfyUI lists no subfolders)."""
+    if not folders.input.is_dir():
+        return []
+    return sorted(p.name for p in folders.input.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
+
+
+def annotated_path(name: str, folders: Folders) -> Path | None:
+    """Resolve ``x.png``, ``sub/x.png`` or ``x.png [output]`` like ComfyUI; None if it escapes its folder."""
+    root = folders.input
+    for suffix, kind in _ANNOTATIONS.items():
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            root = getattr(folders, kind)
+            break
+    base = root.resolve()
+    path = (base / name).resolve()
+    return path if path.is_relative_to(base) and path != base else None
+
+
+def _existing(name: str, folders: Folders) -> Path | None:
+    path = annotated_path(name, folders)
+    return path if path is not None and path.is_file() else None
+
+
+def _file_hash(inputs: dict[str, Any], folders: Folders) -> Any:
+    path = _existing(str(inputs.get("image", "")), folders)
+    return None if path is None else hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _invalid_file(inputs: dict[str, Any], folders: Folders) -> str | None:
+    name = str(inputs.get("image", ""))
+    return None if _existing(name, folders) is not None else f"Invalid image file: {name}"
+
+
+def _open(name: str, folders: Folders) -> Image.Image:
+    path = _existing(name, folders)
+    if path is None:
+        raise FileNotFoundError(f"No such file or directory: '{name}'")
+    return Image.open(path)
+
+
+def _mask_from_alpha(frame: Image.Image) -> Image.Image:
+    """ComfyUI's mask is ``1 - alpha``: transparent pixels are the ones to paint."""
+    return ImageOps.invert(frame.getchannel("A"))
+
+
+class LoadImage(Node):
+    CLASS_TYPE = "LoadImage"
+    DISPLAY_NAME = "Load Image"
+    CATEGORY = "image"
+    PYTHON_MODULE = "nodes"
+    RETURN_TYPES = ("IMAGE", "MASK")
+    VALIDATED_INPUTS = frozenset({"image"})
+
+    @classmethod
+    def input_types(cls, folders: Folders) -> dict[str, dict[str, Any]]:
+        return {"required": {"image": [input_images(folders), {"image_upload": True}]}}
+
+    @classmethod
+    def fingerprint(cls, inputs: dict[str, Any], folders: Folders) -> Any:
+        return _file_hash(inputs, folders)
+
+    @classmethod
+    def validate_inputs(cls, inputs: dict[str, Any], folders: Folders) -> str | None:
+        return _invalid_file(inputs, folders)
+
+    async def execute(self, ctx: NodeContext, *, image: str, **_: Any) -> NodeOutput:
+        frames: list[Image.Image] = []
+        masks: list[Image.Image] = []
+        with _open(image, ctx.folders) as source:
+            for raw in ImageSequence.Iterator(source):
+                frame = ImageOps.exif_transpose(raw)
+                # Frames of another size than the first are dropped, as ComfyUI does for odd animations.
+                if frames and frame.size != frames[0].size:
+                    continue
+                if frame.mode == "I":
+                    frame = frame.point(lambda v: v * (1 / 255))
+                has_alpha = "A" in frame.getbands() or "transparency" in frame.info
+                rgba = frame.convert("RGBA") if has_alpha else None
+                frames.append(frame.convert("RGB"))
+                # Without alpha, ComfyUI returns a 64x64 zero mask whatever the image size.
+                masks.append(_mask_from_alpha(rgba) if rgba is not None else Image.new("L", (64, 64), 0))
+        if len({m.size for m in masks}) > 1:
+            masks = [m.resize(frames[0].size) for m in masks]
+        return NodeOutput((Images(tuple(frames)), Masks(tuple(masks))))
+
+
+class LoadImageMask(Node):
+    CLASS_TYPE = "LoadImageMask"
+    DISPLAY_NAME = "Load Image (as Mask)"
+    CATEGORY = "mask"
+    PYTHON_MODULE = "nodes"
+    RETURN_TYPES = ("MASK",)
+    VALIDATED_INPUTS = frozenset({"image"})
+
+    @classmethod
+    def input_types(cls, folders: Folders) -> dict[str, dict[str, Any]]:
+        return {
+            "required": {
+                "image": [input_images(folders), {"image_upload": True}],
+                "channel": [["alpha", "red", "green", "blue"]],
+            }
+        }
+
+    @classmethod
+    def fingerprint(cls, inputs: dict[str, Any], folders: Folders) -> Any:
+        return _file_hash(inputs, folders)
+
+    @classmethod
+    def validate_inputs(cls, inputs: dict[str, Any], folders: Folders) -> str | None:
+        return _invalid_file(inputs, folders)
+
+    async def execute(self, ctx: NodeContext, *, image: str, channel: str, **_: Any) -> NodeOutput:
+        with _open(image, ctx.folders) as source:
+            rgba = ImageOps.exif_transpose(source).convert("RGBA")
+        band = rgba.getchannel(channel[0].upper())
+        mask = ImageOps.invert(band) if channel == "alpha" else band
+        return NodeOutput((Masks((mask,)),))
