@@ -7,6 +7,19 @@ from pathlib import Path
 
 import pytest
 
+# The emulator and AWS fixtures serve every layer that runs against them (worker, dispatch, local stack).
+from tests.local.comfyui.conftest import comfyui_emulator, comfyui_emulator_factory, comfyui_models
+from tests.worker.conftest import fault_proxy, moto_endpoint, s3_bucket
+
+__all__ = [
+    "comfyui_emulator",
+    "comfyui_emulator_factory",
+    "comfyui_models",
+    "fault_proxy",
+    "moto_endpoint",
+    "s3_bucket",
+]
+
 REPO = Path(__file__).resolve().parents[1]
 
 
