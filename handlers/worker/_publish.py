@@ -1,0 +1,160 @@
+"""Publishing outputs as they appear: one node's ui dict in, uploaded and described ``OutputItem``s out.
+
+Call :meth:`OutputPublisher.publish_node` for each ``executed`` message (the first image is visible while the rest
+still runs), then :meth:`OutputPublisher.commit` with the finished ``JobResult``: it writes ``manifest.json`` last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from handlers.contract import JobResult, OutputItem, OutputKind, OutputOptions
+from handlers.worker._outputs import (
+    ComfyDirs,
+    FileRef,
+    InlineBudget,
+    OutputPathError,
+    collect_node_outputs,
+    describe_file,
+    resolve_ref,
+)
+from handlers.worker._staging import JobFiles
+from handlers.worker._storage import OutputStore, StoredObject, UploadFailed, convert_image
+
+__all__ = ["OutputPublisher"]
+
+
+class OutputPublisher:
+    """Uploads one job's outputs node by node and writes the manifest at the end.
+
+    ``files`` (from ``job_files``) gets every output file tracked so the worker removes it afterwards. A file
+    reported twice (a cached node re-announced, or the same ui dict seen in ``executed`` and ``/history``) is
+    published once.
+    """
+
+    def __init__(
+        self,
+        store: OutputStore,
+        job_id: str,
+        dirs: ComfyDirs,
+        options: OutputOptions | None = None,
+        *,
+        files: JobFiles | None = None,
+        work_dir: Path | None = None,
+    ) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.dirs = dirs
+        self.options = options or OutputOptions()
+        self._files = files
+        self._work_dir = work_dir
+        self._budget = InlineBudget(self.options.inline_base64_max_bytes)
+        self._done: set[tuple[str, str, str, str]] = set()
+        self._names: dict[str, set[str]] = {}
+        self._assigned: dict[tuple[str, str, str, str], str] = {}
+        self.items: list[OutputItem] = []
+
+    async def publish_node(self, node_id: str, ui: dict[str, Any], node_title: str | None = None) -> list[OutputItem]:
+        """Upload every new file of one node's ui dict and return its items (texts included)."""
+        collected = collect_node_outputs(ui, node_id, node_title, include_temp=True)
+        if self._files is not None:
+            # Temp previews are removed with the job too, even when they are not returned.
+            for ref in collected.files:
+                with contextlib.suppress(OutputPathError):
+                    self._files.track(resolve_ref(ref, self.dirs))
+        new: list[OutputItem] = [
+            OutputItem(node_id=node_id, node_title=node_title, kind=OutputKind.TEXT, text=t.text)
+            for t in collected.texts
+        ]
+        for ref in collected.files:
+            if ref.identity in self._done or (ref.temp and not self.options.include_temp):
+                continue
+            new.append(await self._publish_file(ref))
+            self._done.add(ref.identity)
+        self.items.extend(new)
+        return new
+
+    def _stored_name(self, ref: FileRef, name: str) -> str:
+        # Stable per file, so a retried upload reuses its key instead of taking a new "-1" one.
+        if ref.identity in self._assigned:
+            return self._assigned[ref.identity]
+        taken = self._names.setdefault(ref.node_id, set())
+        candidate, n = name, 1
+        while candidate in taken:
+            stem, dot, ext = name.rpartition(".")
+            candidate = f"{stem}-{n}.{ext}" if dot and stem else f"{name}-{n}"
+            n += 1
+        taken.add(candidate)
+        self._assigned[ref.identity] = candidate
+        return candidate
+
+    async def _publish_file(self, ref: FileRef) -> OutputItem:
+        try:
+            path = resolve_ref(ref, self.dirs)
+        except OutputPathError as exc:
+            raise UploadFailed(str(exc), retryable=False) from exc
+        upload_path, name = path, ref.filename
+        mime_override: str | None = None
+        converted: Path | None = None
+        if self.options.format is not None and ref.kind is OutputKind.IMAGE:
+            work_dir = self._work_dir or path.parent
+            try:
+                upload_path, name, mime_override = await asyncio.to_thread(
+                    convert_image, path, self.options.format.value, self.options.quality, work_dir
+                )
+            except (OSError, ValueError) as exc:
+                raise UploadFailed(f"cannot convert {ref.filename}: {exc}", retryable=False) from exc
+            converted = upload_path
+        try:
+            try:
+                meta = await asyncio.to_thread(describe_file, upload_path)
+            except OSError as exc:
+                raise UploadFailed(f"cannot read output {ref.filename}: {exc}", retryable=False) from exc
+            mime = mime_override or meta.mime
+            stored: StoredObject = await self.store.upload(
+                self.job_id, ref.node_id, upload_path, filename=self._stored_name(ref, name), content_type=mime
+            )
+            url = await self.store.presign(stored, self.options.presign_seconds)
+            inline = None
+            if self._budget.take(meta.bytes):
+                inline = base64.b64encode(await asyncio.to_thread(upload_path.read_bytes)).decode("ascii")
+        finally:
+            if converted is not None:
+                with contextlib.suppress(OSError):
+                    converted.unlink()
+        return OutputItem(
+            node_id=ref.node_id,
+            node_title=ref.node_title,
+            kind=ref.kind,
+            filename=ref.filename,
+            temp=ref.temp,
+            mime=mime,
+            bytes=meta.bytes,
+            sha256=meta.sha256,
+            width=meta.width,
+            height=meta.height,
+            duration_s=meta.duration_s,
+            s3_uri=stored.uri,
+            url=url,
+            base64=inline,
+        )
+
+    async def commit(self, result: JobResult) -> JobResult:
+        """Write ``manifest.json`` (the commit marker) with the finished result; returns it with ``manifest_uri``."""
+        manifest_key_obj = await self.store.write_manifest(
+            self.job_id, result.model_copy(update={"manifest_uri": None}).model_dump(mode="json")
+        )
+        return result.model_copy(update={"manifest_uri": manifest_key_obj.uri})
+
+    async def stored_result(self) -> JobResult | None:
+        """The result of an earlier, completed run of this job id, if its manifest exists."""
+        manifest = await self.store.read_manifest(self.job_id)
+        if manifest is None:
+            return None
+        result = JobResult.model_validate(manifest)
+        uri = f"s3://{self.store.bucket}/{'/'.join(p for p in (self.store.prefix, self.job_id) if p)}/manifest.json"
+        return result.model_copy(update={"manifest_uri": uri})
