@@ -1,5 +1,6 @@
 """Pure workflow logic, no I/O (except reading template files from a given root): templates and parameter
-binding, UI → API conversion, validation against an ``/object_info`` catalogue."""
+binding, graph edits (LoRA chains, sizes, identity references, seed batches), TTS text preparation, UI → API
+conversion, validation against an ``/object_info`` catalogue."""
 
 from handlers.workflow._binding import (
     RANDOM_SEED_MAX,
@@ -12,6 +13,34 @@ from handlers.workflow._binding import (
 )
 from handlers.workflow._catalogue import Catalogue, InputSpec, NodeClass
 from handlers.workflow._convert import ConversionError, ui_to_api
+from handlers.workflow._dataset import caption_with_trigger
+from handlers.workflow._edit_params import (
+    EDIT_PARAMS,
+    SPEECH_PARAMS,
+    GraphEdits,
+    LoraParam,
+    apply_edits,
+    prepare_speech_params,
+    split_edit_params,
+)
+from handlers.workflow._edits import (
+    EditError,
+    IdentityMethod,
+    LoraChoice,
+    add_loras,
+    attach_references,
+    seed_variants,
+    set_aspect_ratio,
+    set_batch_size,
+    set_size,
+)
+from handlers.workflow._library import (
+    WORKFLOWS_ENV,
+    custom_node_classes,
+    default_workflows_dir,
+    list_characters,
+    with_custom_nodes,
+)
 from handlers.workflow._manifest import (
     MEDIA_TYPES,
     Bind,
@@ -25,6 +54,7 @@ from handlers.workflow._manifest import (
     TemplateParam,
 )
 from handlers.workflow._params import ParamSpec
+from handlers.workflow._sizes import ModelFamily, detect_family, parse_aspect_ratio, size_for, size_multiple
 from handlers.workflow._templates import (
     Template,
     TemplateError,
@@ -35,12 +65,16 @@ from handlers.workflow._templates import (
     load_character,
     load_template,
 )
+from handlers.workflow._tts_text import chunk_text, prepare_tts_text, split_sentences
 from handlers.workflow._validate import ValidationIssue, ValidationReport, validate
 
 __all__ = [
+    "EDIT_PARAMS",
     "MEDIA_TYPES",
     "RANDOM_SEED_MAX",
     "SEED_INPUTS",
+    "SPEECH_PARAMS",
+    "WORKFLOWS_ENV",
     "Bind",
     "BindingError",
     "BoundWorkflow",
@@ -50,8 +84,14 @@ __all__ = [
     "CharacterVoice",
     "ConversionError",
     "CustomNode",
+    "EditError",
+    "GraphEdits",
+    "IdentityMethod",
     "InputSpec",
+    "LoraChoice",
+    "LoraParam",
     "MediaBinding",
+    "ModelFamily",
     "ModelFile",
     "NodeClass",
     "ParamSpec",
@@ -64,12 +104,33 @@ __all__ = [
     "TemplateParam",
     "ValidationIssue",
     "ValidationReport",
+    "add_loras",
+    "apply_edits",
+    "attach_references",
     "bind",
     "bind_template",
+    "caption_with_trigger",
+    "chunk_text",
+    "custom_node_classes",
+    "default_workflows_dir",
+    "detect_family",
     "find_placeholders",
+    "list_characters",
     "list_templates",
     "load_character",
     "load_template",
+    "parse_aspect_ratio",
+    "prepare_speech_params",
+    "prepare_tts_text",
+    "seed_variants",
+    "set_aspect_ratio",
+    "set_batch_size",
+    "set_size",
+    "size_for",
+    "size_multiple",
+    "split_edit_params",
+    "split_sentences",
     "ui_to_api",
     "validate",
+    "with_custom_nodes",
 ]
