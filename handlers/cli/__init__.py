@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from handlers.cli import _convert, _emulate_comfyui, _emulate_runpod, _schema, _templates, _validate
+from handlers.cli import _aws, _convert, _emulate_comfyui, _emulate_runpod, _schema, _templates, _validate
 
 __all__ = ["build_parser", "main"]
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     _convert.register(commands)
     _validate.register(commands)
     _schema.register(commands)
+    _aws.register(commands)
     _templates.register(commands)
     return parser
 

@@ -4,7 +4,8 @@
         └─▶ REJECTED (invalid input, never submitted)
 
 A resubmission (reconciler: worker lost, or failed with a retryable error) moves SUBMITTED or RUNNING to SUBMITTED
-again with a new attempt. Terminal states never move.
+again with a new attempt. ACCEPTED may be rewritten as ACCEPTED: a submitter claiming the job, or recording why a
+submission attempt failed. Terminal states never move.
 """
 
 from __future__ import annotations
@@ -51,8 +52,11 @@ _ENDS = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobS
 
 TRANSITIONS: MappingProxyType[JobState, frozenset[JobState]] = MappingProxyType(
     {
+        # ACCEPTED again: a submitter claims the job, or records why a submission attempt failed (transient).
         # FAILED: submission kept failing past the attempt limit; CANCELLED: cancelled before it was submitted.
-        JobState.ACCEPTED: frozenset({JobState.SUBMITTED, JobState.REJECTED, JobState.FAILED, JobState.CANCELLED}),
+        JobState.ACCEPTED: frozenset(
+            {JobState.ACCEPTED, JobState.SUBMITTED, JobState.REJECTED, JobState.FAILED, JobState.CANCELLED}
+        ),
         # SUBMITTED again: resubmitted (new RunPod id, attempt + 1). A fast job may end before any RUNNING is seen.
         JobState.SUBMITTED: frozenset({JobState.SUBMITTED, JobState.RUNNING, *_ENDS}),
         # RUNNING again: a progress update. SUBMITTED: resubmitted after the worker was lost.

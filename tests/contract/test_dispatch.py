@@ -132,6 +132,7 @@ def test_terminal_states_never_move() -> None:
     [
         ("ACCEPTED", "SUBMITTED"),
         ("ACCEPTED", "REJECTED"),
+        ("ACCEPTED", "ACCEPTED"),  # a submitter claims the job, or records a failed submission attempt
         ("SUBMITTED", "RUNNING"),
         ("SUBMITTED", "SUCCEEDED"),
         ("SUBMITTED", "SUBMITTED"),
@@ -152,7 +153,6 @@ def test_allowed_transitions(a: str, b: str) -> None:
     [
         ("ACCEPTED", "RUNNING"),
         ("ACCEPTED", "SUCCEEDED"),
-        ("ACCEPTED", "ACCEPTED"),
         ("SUBMITTED", "ACCEPTED"),
         ("SUBMITTED", "REJECTED"),
         ("RUNNING", "ACCEPTED"),

@@ -1,0 +1,58 @@
+"""``comfy-relay aws init``: create the jobs table (keys, indexes, TTL), the job queue with its dead-letter queue
+and redrive policy, and the bucket, on whatever endpoint the AWS variables name (``AWS_ENDPOINT_URL`` for moto).
+
+The definitions are ``handlers.dispatch._resources``: the same data the infrastructure template is generated from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+
+def _run(args: argparse.Namespace) -> int:
+    import boto3  # noqa: PLC0415  (registration stays light)
+
+    from handlers.dispatch._errors import DispatchError  # noqa: PLC0415
+    from handlers.dispatch._provision import provision  # noqa: PLC0415
+    from handlers.dispatch._resources import ResourceNames  # noqa: PLC0415
+
+    names = ResourceNames(table=args.table, queue=args.queue, dead_letter_queue=args.dlq, bucket=args.bucket)
+    session = boto3.session.Session()
+    try:
+        done = provision(
+            dynamodb=session.client("dynamodb"), sqs=session.client("sqs"), s3=session.client("s3"), names=names
+        )
+    except DispatchError as exc:
+        print(f"comfy-relay aws init: {exc}", file=sys.stderr)
+        return 1
+    summary = {
+        "RELAY_JOBS_TABLE": done.table,
+        "RELAY_S3_BUCKET": done.bucket,
+        "RELAY_QUEUE_URL": done.queue_url,
+        "RELAY_DLQ_URL": done.dead_letter_queue_url,
+    }
+    if args.json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    else:
+        for name, value in summary.items():
+            print(f"export {name}={value}")
+    return 0
+
+
+def register(commands: Any) -> None:
+    aws: argparse.ArgumentParser = commands.add_parser("aws", help="AWS resources for the dispatch side")
+    actions = aws.add_subparsers(dest="action", required=True, metavar="ACTION")
+    init = actions.add_parser(
+        "init", help="create the jobs table, the queue with its dead-letter queue, and the bucket (idempotent)"
+    )
+    environ = os.environ
+    init.add_argument("--table", default=environ.get("RELAY_JOBS_TABLE", "comfy-relay-jobs"), help="jobs table")
+    init.add_argument("--queue", default="comfy-relay-jobs", help="job queue name")
+    init.add_argument("--dlq", default="comfy-relay-jobs-dlq", help="dead-letter queue name")
+    init.add_argument("--bucket", default=environ.get("RELAY_S3_BUCKET", "comfy-relay"), help="bucket name")
+    init.add_argument("--json", action="store_true", help="print the names and URLs as JSON")
+    init.set_defaults(run=_run)
