@@ -19,6 +19,8 @@ __all__ = ["AppFactory", "PortInUseError", "ServerThread", "bind_socket", "serve
 T = TypeVar("T")
 AppFactory = Callable[[], web.Application | Awaitable[web.Application]]
 _SHUTDOWN_TIMEOUT_S = 5.0
+#: Generous: start-up hooks import node registries and spawn tasks, but a hung hook must not hang the caller.
+_STARTUP_TIMEOUT_S = 60.0
 
 
 class PortInUseError(OSError):
@@ -108,7 +110,10 @@ class ServerThread:
         self.url = _url(sock)
         self._thread = threading.Thread(target=self._run, args=(sock,), name=f"server {self.url}", daemon=True)
         self._thread.start()
-        self._ready.wait()
+        if not self._ready.wait(_STARTUP_TIMEOUT_S):
+            self.stop()
+            sock.close()
+            raise RuntimeError(f"server at {self.url} did not start within {_STARTUP_TIMEOUT_S:.0f} s")
         if self._error is not None:
             sock.close()
             raise RuntimeError(f"server at {self.url} failed to start") from self._error

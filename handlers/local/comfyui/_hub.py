@@ -31,10 +31,13 @@ class Hub:
     """Routes messages as ComfyUI's ``send_sync`` does: ``sid=None`` goes to every socket, else to that client.
 
     Everything passes through one queue drained by one task, so messages keep the order they were produced in.
+    That task must never wait on one client for long: a socket that takes longer than ``send_timeout_s`` to
+    accept a message (its client stopped reading) is dropped, or it would hold every other client's messages.
     """
 
-    def __init__(self, faults: Faults) -> None:
+    def __init__(self, faults: Faults, send_timeout_s: float = 10.0) -> None:
         self._faults = faults
+        self._send_timeout = send_timeout_s
         self.sockets: dict[str, Connection] = {}
         self._outbox: asyncio.Queue[tuple[str | bytes, str | None]] = asyncio.Queue()
         self._closing: set[asyncio.Task[None]] = set()
@@ -85,10 +88,15 @@ class Hub:
         if conn.ws.closed or conn.dropped:
             return
         try:
-            if isinstance(payload, bytes):
-                await conn.ws.send_bytes(payload)
-            else:
-                await conn.ws.send_str(payload)
+            async with asyncio.timeout(self._send_timeout):
+                if isinstance(payload, bytes):
+                    await conn.ws.send_bytes(payload)
+                else:
+                    await conn.ws.send_str(payload)
+        except TimeoutError:
+            log.warning("WebSocket client %s stopped reading; dropping it", conn.sid)
+            self.drop(conn)
+            return
         except Exception as exc:  # a client that went away must not stop the others
             log.debug("dropping a message for %s: %s", conn.sid, exc)
             return

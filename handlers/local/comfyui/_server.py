@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import copy
 import datetime
+import functools
 import ipaddress
 import json
 import logging
@@ -253,6 +254,23 @@ async def _json_body(request: web.Request) -> Any:
     return json.loads(await request.text())
 
 
+JsonHandler = Callable[[web.Request, Any], Awaitable[web.Response]]
+
+
+def _with_json_body(handler: JsonHandler) -> Handler:
+    """Hand ``handler`` the parsed body; a body that is not JSON gets the real server's bare 500."""
+
+    @functools.wraps(handler)
+    async def parsed(request: web.Request) -> web.Response:
+        try:
+            body = await _json_body(request)
+        except ValueError:
+            return _server_error()
+        return await handler(request, body)
+
+    return parsed
+
+
 # --- /prompt, /queue, /interrupt, /free ----------------------------------------------------------------------------
 
 
@@ -310,12 +328,9 @@ async def get_queue(request: web.Request) -> web.Response:
     )
 
 
-async def post_queue(request: web.Request) -> web.Response:
+@_with_json_body
+async def post_queue(request: web.Request, body: Any) -> web.Response:
     queue = _emulator(request).queue
-    try:
-        body = await _json_body(request)
-    except ValueError:
-        return _server_error()
     if isinstance(body, dict):
         if body.get("clear"):
             queue.wipe()
@@ -342,12 +357,9 @@ async def post_interrupt(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-async def post_free(request: web.Request) -> web.Response:
+@_with_json_body
+async def post_free(request: web.Request, body: Any) -> web.Response:
     emu = _emulator(request)
-    try:
-        body = await _json_body(request)
-    except ValueError:
-        return _server_error()
     if isinstance(body, dict):
         if body.get("unload_models"):
             emu.queue.set_flag("unload_models", True)
@@ -383,12 +395,9 @@ async def get_history_item(request: web.Request) -> web.Response:
     return web.json_response({prompt_id: copy.deepcopy(entry)})
 
 
-async def post_history(request: web.Request) -> web.Response:
+@_with_json_body
+async def post_history(request: web.Request, body: Any) -> web.Response:
     emu = _emulator(request)
-    try:
-        body = await _json_body(request)
-    except ValueError:
-        return _server_error()
     if isinstance(body, dict):
         if body.get("clear"):
             emu.queue.history.clear()
@@ -403,7 +412,8 @@ async def post_history(request: web.Request) -> web.Response:
 async def get_view(request: web.Request) -> web.StreamResponse:
     emu = _emulator(request)
     try:
-        view = render_view(emu.ready_folders, dict(request.rel_url.query))
+        # A channel or preview request decodes and re-encodes the image: off the event loop.
+        view = await asyncio.to_thread(render_view, emu.ready_folders, dict(request.rel_url.query))
     except Refused as refused:
         return web.Response(status=refused.status)
     headers = {"Content-Disposition": f'filename="{view.filename}"'}
@@ -430,20 +440,46 @@ async def _upload(request: web.Request, mask: bool) -> web.Response:
     subfolder = post.get("subfolder", "")
     subfolder = subfolder if isinstance(subfolder, str) else ""
     overwrite = post.get("overwrite") in ("true", "1")
+    # Up to max_upload_size bytes read, compared, written (and composited for a mask): off the event loop.
+    saved = await asyncio.to_thread(
+        _save_upload,
+        folders,
+        directory,
+        image,
+        subfolder=subfolder,
+        overwrite=overwrite,
+        mask=mask,
+        original_ref=post.get("original_ref"),
+    )
+    if isinstance(saved, int):
+        return web.Response(status=saved)
+    return web.json_response({"name": saved.name, "subfolder": subfolder, "type": kind_name})
+
+
+def _save_upload(
+    folders: Folders,
+    directory: Path,
+    image: web.FileField,
+    *,
+    subfolder: str,
+    overwrite: bool,
+    mask: bool,
+    original_ref: Any,
+) -> Path | int:
+    """Write an upload where ComfyUI would; the path written, or the HTTP status of a refusal."""
     data = image.file.read()
     try:
         path, duplicate = pick_upload_path(directory, subfolder, image.filename, data, overwrite)
     except Refused as refused:
-        return web.Response(status=refused.status)
+        return refused.status
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not duplicate:
-        if mask:
-            refused_status = _save_mask(folders, post.get("original_ref"), data, path)
-            if refused_status is not None:
-                return web.Response(status=refused_status)
-        else:
-            path.write_bytes(data)
-    return web.json_response({"name": path.name, "subfolder": subfolder, "type": kind_name})
+    if duplicate:
+        return path
+    if not mask:
+        path.write_bytes(data)
+        return path
+    refused_status = _save_mask(folders, original_ref, data, path)
+    return path if refused_status is None else refused_status
 
 
 def _save_mask(folders: Folders, original_ref: Any, data: bytes, target: Path) -> int | None:
@@ -565,12 +601,9 @@ async def get_internal_logs_raw(request: web.Request) -> web.Response:
     return web.json_response({"entries": _emulator(request).log_entries, "size": _TERMINAL_SIZE})
 
 
-async def patch_logs_subscribe(request: web.Request) -> web.Response:
+@_with_json_body
+async def patch_logs_subscribe(request: web.Request, body: Any) -> web.Response:
     emu = _emulator(request)
-    try:
-        body = await _json_body(request)
-    except ValueError:
-        return _server_error()
     if not isinstance(body, dict) or not isinstance(body.get("clientId"), str):
         return _server_error()
     if body.get("enabled"):

@@ -9,6 +9,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import urllib.parse
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,14 @@ log = logging.getLogger(__name__)
 
 # Sends one attempt; returns the receiver's HTTP status, raises OSError/aiohttp/timeout errors on transport failure.
 PostFn = Callable[[str, bytes], Awaitable[int]]
+#: Attempts kept for the admin view: the newest ones, so a long-running emulator does not grow without bound.
+_KEPT_DELIVERIES = 1000
+
+
+def _shown(url: str) -> str:
+    """The URL for a log line: a receiver's secret usually rides in the query (dispatch's ``?token=``)."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def delivered(status: int | None) -> bool:
@@ -60,7 +70,7 @@ class WebhookSender:
         self._post = post
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.deliveries: list[Delivery] = []
+        self.deliveries: deque[Delivery] = deque(maxlen=_KEPT_DELIVERIES)
 
     def send(self, job_id: str, url: str, body: dict[str, Any]) -> None:
         task = asyncio.get_running_loop().create_task(self._deliver(job_id, url, body))
@@ -79,7 +89,7 @@ class WebhookSender:
             self.deliveries.append(Delivery(job_id, url, attempt, status, error, body))
             if delivered(status):
                 return
-            log.info("webhook for %s to %s failed (attempt %d: %s)", job_id, url, attempt, error or status)
+            log.info("webhook for %s to %s failed (attempt %d: %s)", job_id, _shown(url), attempt, error or status)
             if attempt < self._attempts:
                 await asyncio.sleep(self._interval)
 

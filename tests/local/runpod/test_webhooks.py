@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 
 import pytest
 
 from handlers.local.runpod import WebhookSender
 from handlers.local.runpod._webhooks import delivered
+
+
+async def _until(done: Callable[[], bool]) -> None:
+    """Let the background delivery task run until ``done``; fail after 5 s rather than hang."""
+    async with asyncio.timeout(5):
+        while not done():
+            await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize(("status", "ok"), [(200, True), (204, True), (None, False), (302, False), (500, False)])
@@ -27,8 +36,7 @@ async def test_retries_transport_errors_and_timeouts_then_gives_up() -> None:
 
     sender = WebhookSender(attempts=3, retry_interval_s=0, timeout_s=0.05, post=post)
     sender.send("job-1", "http://hook", {"id": "job-1"})
-    while len(sender.deliveries) < 3:
-        await asyncio.sleep(0.01)
+    await _until(lambda: len(sender.deliveries) == 3)
     await sender.close()
     assert [d.attempt for d in sender.deliveries] == [1, 2, 3]
     assert [d.error.split(":")[0] if d.error else None for d in sender.deliveries] == [
@@ -47,8 +55,7 @@ async def test_stops_at_the_first_success() -> None:
 
     sender = WebhookSender(attempts=3, retry_interval_s=0, timeout_s=1, post=post)
     sender.send("job-2", "http://hook", {"id": "job-2"})
-    while not any(d.status == 200 for d in sender.deliveries):
-        await asyncio.sleep(0.01)
+    await _until(lambda: any(d.status == 200 for d in sender.deliveries))
     await sender.close()
     assert [d.status for d in sender.deliveries] == [503, 200]
 
@@ -59,7 +66,19 @@ async def test_close_cancels_pending_retries() -> None:
 
     sender = WebhookSender(attempts=3, retry_interval_s=60, timeout_s=1, post=post)
     sender.send("job-3", "http://hook", {})
-    while not sender.deliveries:
-        await asyncio.sleep(0.01)
-    await sender.close()
+    await _until(lambda: bool(sender.deliveries))
+    await asyncio.wait_for(sender.close(), 5)  # a retry that is not cancelled would hold close() for 60 s
     assert len(sender.deliveries) == 1
+
+
+async def test_a_failed_delivery_is_logged_without_the_receiver_secret(caplog: pytest.LogCaptureFixture) -> None:
+    async def post(url: str, data: bytes) -> int:
+        return 500
+
+    sender = WebhookSender(attempts=1, retry_interval_s=0, timeout_s=1, post=post)
+    with caplog.at_level(logging.INFO, logger="handlers.local.runpod._webhooks"):
+        sender.send("job-4", "http://user:pw@hook:8080/in?token=s3cret", {})
+        await _until(lambda: "job-4" in caplog.text)
+    await sender.close()
+    assert "http://hook:8080/in failed" in caplog.text
+    assert "s3cret" not in caplog.text and "pw" not in caplog.text
