@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,11 +35,6 @@ class ListSink:
 
     def clear(self) -> None:
         self.events.clear()
-
-
-@pytest.fixture
-def folders(tmp_path: Path) -> Folders:
-    return Folders(tmp_path / "input", tmp_path / "output", tmp_path / "temp", tmp_path / "models")
 
 
 def _queue() -> PromptQueue:
@@ -193,8 +187,9 @@ async def test_injected_error_and_interrupt_between_steps(folders: Folders) -> N
         "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}},
     }
     task = asyncio.ensure_future(executor.execute(_item(prompt, ["2"])))
-    while "executing" not in sink.types():
-        await asyncio.sleep(0)
+    async with asyncio.timeout(10):
+        while "executing" not in sink.types():
+            await asyncio.sleep(0)
     executor.interrupt()
     result = await asyncio.wait_for(task, 10)
     assert result.messages[-1][0] == "execution_interrupted"

@@ -179,13 +179,14 @@ def test_purge_queue(emulator: Emulator) -> None:
 
 
 def test_ttl_expiry_removes_the_job(emulator: Emulator) -> None:
-    job_id = emulator.run({"input": {}, "policy": {"ttl": 300}})
+    # Long enough that the first /status surely comes before the expiry, short enough to wait for.
+    job_id = emulator.run({"input": {}, "policy": {"ttl": 1500}})
     assert emulator.status(job_id)["status"] == "IN_QUEUE"
     wait_for(lambda: emulator.client.get(f"/status/{job_id}").status_code == 404, 10, "the TTL to expire")
 
 
 def test_status_ttl_parameter_extends(emulator: Emulator) -> None:
-    job_id = emulator.run({"input": {}, "policy": {"ttl": 300}})
+    job_id = emulator.run({"input": {}, "policy": {"ttl": 60_000}})
     assert emulator.client.get(f"/status/{job_id}?ttl=600000").status_code == 200
     assert emulator.admin("jobs")["jobs"][0]["policy"]["ttl"] == 600000
     assert emulator.client.get(f"/status/{job_id}?ttl=soon").status_code == 400
