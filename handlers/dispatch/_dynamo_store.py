@@ -14,7 +14,8 @@ Updates use ``UpdateItem`` and never rewrite ``message``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -43,6 +44,8 @@ _NAMES: Final = {
     "#open": "open_state",
     "#runpod": "runpod_id",
 }
+#: The placeholder of each attribute an update may set or remove (``updated_at_ms`` -> ``#updated``).
+_PLACEHOLDERS: Final = {attribute: placeholder for placeholder, attribute in _NAMES.items()}
 _ID_IS_FREE: Final = "attribute_not_exists(#job_id) OR #expires <= :now_s"
 _STILL_EXPECTED: Final = "#state = :expected_state AND #version = :expected_version AND #expires > :now_s"
 
@@ -87,9 +90,18 @@ class DynamoJobStore:
             return None
         return record
 
-    def _conflict(self, exc: ClientError, kind: type[ConditionFailed], message: str) -> ConditionFailed:
-        # ALL_OLD: the item that made the condition fail, so the caller decides without another read.
-        return kind(message, self._decode(exc.response.get("Item")))  # type: ignore[arg-type]
+    @contextlib.contextmanager
+    def _conditional(self, what: str, kind: type[ConditionFailed], message: str) -> Iterator[None]:
+        """``aws_errors`` for a conditional write: a failed condition becomes ``kind``, carrying the item."""
+        try:
+            yield
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise translate(exc, what) from exc
+            # ALL_OLD: the item that made the condition fail, so the caller decides without another read.
+            raise kind(message, self._decode(exc.response.get("Item"))) from None  # type: ignore[arg-type]
+        except BotoCoreError as exc:
+            raise translate(exc, what) from exc
 
     # -- the JobStore interface ------------------------------------------------------------------------------
 
@@ -104,7 +116,7 @@ class DynamoJobStore:
         else:
             item["message"] = _s(message)
         item.update(self._attributes(record))
-        try:
+        with self._conditional("DynamoDB PutItem", RecordExistsError, f"job {record.job_id} exists"):
             self._db.put_item(
                 TableName=self._table,
                 Item=item,
@@ -113,12 +125,6 @@ class DynamoJobStore:
                 ExpressionAttributeValues={":now_s": _n(self._now_s())},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise self._conflict(exc, RecordExistsError, f"job {record.job_id} exists") from None
-            raise translate(exc, "DynamoDB PutItem") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, "DynamoDB PutItem") from exc
         return record
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -140,17 +146,13 @@ class DynamoJobStore:
             ":expected_version": _n(expected.version),
             ":now_s": _n(self._now_s()),
         }
-        sets, removes = [], []
-        for name, value in self._attributes(record).items():
-            if name == "job_id":
-                continue
-            sets.append(f"#{_short(name)} = :{name}")
-            values[f":{name}"] = value
-        for name in ("open_state", "runpod_id"):
-            if name not in self._attributes(record):
-                removes.append(f"#{_short(name)}")
+        attributes = self._attributes(record)
+        del attributes["job_id"]
+        sets = [f"{_PLACEHOLDERS[name]} = :{name}" for name in attributes]
+        values.update({f":{name}": value for name, value in attributes.items()})
+        removes = [_PLACEHOLDERS[name] for name in ("open_state", "runpod_id") if name not in attributes]
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        try:
+        with self._conditional("DynamoDB UpdateItem", StaleRecordError, f"job {record.job_id} changed meanwhile"):
             self._db.update_item(
                 TableName=self._table,
                 Key={"job_id": _s(record.job_id)},
@@ -160,12 +162,6 @@ class DynamoJobStore:
                 ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise self._conflict(exc, StaleRecordError, f"job {record.job_id} changed meanwhile") from None
-            raise translate(exc, "DynamoDB UpdateItem") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, "DynamoDB UpdateItem") from exc
         return record
 
     def find_by_runpod_id(self, runpod_id: str) -> JobRecord | None:
@@ -199,7 +195,7 @@ class DynamoJobStore:
                 "ExpressionAttributeNames": {
                     "#open": "open_state",
                     "#updated": "updated_at_ms",
-                    "#expires": "expires_at",
+                    "#expires": TTL_ATTRIBUTE,
                 },
                 "ExpressionAttributeValues": {
                     ":state": _s(state.value),
@@ -254,25 +250,10 @@ class DynamoJobStore:
             "state": _s(record.state.value),
             "version": _n(record.version),
             "updated_at_ms": _n(record.updated_at_ms),
-            "expires_at": _n(record.expires_at),
+            TTL_ATTRIBUTE: _n(record.expires_at),
         }
         if not is_terminal(record.state):
             attributes["open_state"] = _s(record.state.value)
         if record.runpod_id is not None:
             attributes["runpod_id"] = _s(record.runpod_id)
         return attributes
-
-
-_SHORT: Final = {
-    "record": "record",
-    "state": "state",
-    "version": "version",
-    "updated_at_ms": "updated",
-    "expires_at": "expires",
-    "open_state": "open",
-    "runpod_id": "runpod",
-}
-
-
-def _short(name: str) -> str:
-    return _SHORT[name]

@@ -16,6 +16,7 @@ import pytest
 
 from handlers.local._serving import ServerThread
 from handlers.local.comfyui import EMULATOR, Emulator, EmulatorConfig, create_app
+from handlers.local.comfyui._node import Folders
 
 HERE = Path(__file__).resolve().parent
 
@@ -106,3 +107,12 @@ def comfyui_emulator_factory(tmp_path: Path, comfyui_models: Path) -> Iterator[C
 @pytest.fixture
 def comfyui_emulator(comfyui_emulator_factory: Callable[..., ComfyEmulator]) -> ComfyEmulator:
     return comfyui_emulator_factory()
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> Folders:
+    """Empty input, output, temp and models folders: for running nodes, validation and the executor serverless."""
+    found = Folders(tmp_path / "input", tmp_path / "output", tmp_path / "temp", tmp_path / "models")
+    for path in (found.input, found.output, found.temp, found.models):
+        path.mkdir()
+    return found

@@ -16,14 +16,6 @@ from handlers.local.comfyui._nodes._types import Images
 
 
 @pytest.fixture
-def folders(tmp_path: Path) -> Folders:
-    f = Folders(tmp_path / "input", tmp_path / "output", tmp_path / "temp", tmp_path / "models")
-    for d in (f.input, f.output, f.temp, f.models):
-        d.mkdir()
-    return f
-
-
-@pytest.fixture
 def ctx(folders: Folders) -> RecordingContext:
     return RecordingContext(folders)
 

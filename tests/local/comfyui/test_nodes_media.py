@@ -8,7 +8,6 @@ import math
 import re
 import struct
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,14 +16,6 @@ from PIL import Image
 from handlers.local.comfyui._node import Folders, NodeOutput
 from handlers.local.comfyui._nodes import NODE_CLASSES, RecordingContext
 from handlers.local.comfyui._nodes._types import Audio, Images
-
-
-@pytest.fixture
-def folders(tmp_path: Path) -> Folders:
-    f = Folders(tmp_path / "input", tmp_path / "output", tmp_path / "temp", tmp_path / "models")
-    for d in (f.input, f.output, f.temp, f.models):
-        d.mkdir()
-    return f
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,14 +12,6 @@ from PIL import Image, ImageChops, ImageStat
 from handlers.local.comfyui._node import Folders, Interrupted, NodeOutput
 from handlers.local.comfyui._nodes import NODE_CLASSES, RecordingContext
 from handlers.local.comfyui._nodes._types import Clip, Conditioning, Images, Latent, Lora, Masks, Model, Vae
-
-
-@pytest.fixture
-def folders(tmp_path: Path) -> Folders:
-    f = Folders(tmp_path / "input", tmp_path / "output", tmp_path / "temp", tmp_path / "models")
-    for d in (f.input, f.output, f.temp, f.models):
-        d.mkdir()
-    return f
 
 
 @pytest.fixture

@@ -15,14 +15,6 @@ from tests.local.comfyui._fake_nodes import FAKE_NODES
 from tests.local.comfyui._recordings import load, normalise
 
 
-@pytest.fixture
-def folders(tmp_path: Path) -> Folders:
-    found = Folders(tmp_path / "input", tmp_path / "output", tmp_path / "temp", tmp_path / "models")
-    for path in (found.input, found.output, found.temp, found.models):
-        path.mkdir()
-    return found
-
-
 @pytest.mark.shared
 @pytest.mark.parametrize(
     "name",

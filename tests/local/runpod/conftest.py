@@ -131,7 +131,8 @@ class WorkerProcess:
 
 @contextlib.contextmanager
 def spawn_worker(emulator: Emulator, module: str, workdir: Path, **env_overrides: Any) -> Iterator[WorkerProcess]:
-    """Run ``tests/local/runpod/<module>.py`` as a real SDK worker against ``emulator``; always killed after.
+    """Run ``tests/local/runpod/<module>.py`` as a real SDK worker against ``emulator``, yield it once it has
+    asked for a job, and always kill it after.
 
     The worker gets its own session (process group) so its heartbeat child process dies with it.
     """
@@ -160,6 +161,7 @@ def spawn_worker(emulator: Emulator, module: str, workdir: Path, **env_overrides
         )
     worker = WorkerProcess(process, markers, log)
     try:
+        _wait_worker_ready(emulator, worker)
         yield worker
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -167,7 +169,7 @@ def spawn_worker(emulator: Emulator, module: str, workdir: Path, **env_overrides
         process.wait(timeout=10)
 
 
-def wait_worker_ready(emulator: Emulator, worker: WorkerProcess, timeout: float = 60.0) -> None:
+def _wait_worker_ready(emulator: Emulator, worker: WorkerProcess, timeout: float = 60.0) -> None:
     """The worker has asked for a job (it is in the emulator's worker list)."""
 
     def ready() -> bool:

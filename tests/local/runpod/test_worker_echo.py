@@ -13,7 +13,6 @@ from tests.local.runpod.conftest import (
     WorkerProcess,
     spawn_worker,
     wait_for,
-    wait_worker_ready,
 )
 from tests.local.runpod.test_api import Receiver
 
@@ -21,7 +20,6 @@ from tests.local.runpod.test_api import Receiver
 @pytest.fixture(scope="module")
 def worker(runpod_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     with spawn_worker(runpod_emulator, "worker_echo", tmp_path_factory.mktemp("worker_echo")) as process:
-        wait_worker_ready(runpod_emulator, process)
         yield process
 
 

@@ -12,14 +12,12 @@ from tests.local.runpod.conftest import (
     WorkerProcess,
     spawn_worker,
     wait_for,
-    wait_worker_ready,
 )
 
 
 @pytest.fixture(scope="module")
 def worker(runpod_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     with spawn_worker(runpod_emulator, "worker_stream", tmp_path_factory.mktemp("worker_stream")) as process:
-        wait_worker_ready(runpod_emulator, process)
         yield process
 
 

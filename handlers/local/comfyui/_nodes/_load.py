@@ -42,16 +42,6 @@ def _existing(name: str, folders: Folders) -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
-def _file_hash(inputs: dict[str, Any], folders: Folders) -> Any:
-    path = _existing(str(inputs.get("image", "")), folders)
-    return None if path is None else hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _invalid_file(inputs: dict[str, Any], folders: Folders) -> str | None:
-    name = str(inputs.get("image", ""))
-    return None if _existing(name, folders) is not None else f"Invalid image file: {name}"
-
-
 def _open(name: str, folders: Folders) -> Image.Image:
     path = _existing(name, folders)
     if path is None:
@@ -64,25 +54,33 @@ def _mask_from_alpha(frame: Image.Image) -> Image.Image:
     return ImageOps.invert(frame.getchannel("A"))
 
 
-class LoadImage(Node):
+class _ReadsInputImage(Node):
+    """A node reading the file named by ``image``: it runs again when the file's bytes change (ComfyUI's
+    ``IS_CHANGED``), and a missing file fails validation (``VALIDATE_INPUTS``)."""
+
+    VALIDATED_INPUTS = frozenset({"image"})
+
+    @classmethod
+    def fingerprint(cls, inputs: dict[str, Any], folders: Folders) -> Any:
+        path = _existing(str(inputs.get("image", "")), folders)
+        return None if path is None else hashlib.sha256(path.read_bytes()).hexdigest()
+
+    @classmethod
+    def validate_inputs(cls, inputs: dict[str, Any], folders: Folders) -> str | None:
+        name = str(inputs.get("image", ""))
+        return None if _existing(name, folders) is not None else f"Invalid image file: {name}"
+
+
+class LoadImage(_ReadsInputImage):
     CLASS_TYPE = "LoadImage"
     DISPLAY_NAME = "Load Image"
     CATEGORY = "image"
     PYTHON_MODULE = "nodes"
     RETURN_TYPES = ("IMAGE", "MASK")
-    VALIDATED_INPUTS = frozenset({"image"})
 
     @classmethod
     def input_types(cls, folders: Folders) -> dict[str, dict[str, Any]]:
         return {"required": {"image": [input_images(folders), {"image_upload": True}]}}
-
-    @classmethod
-    def fingerprint(cls, inputs: dict[str, Any], folders: Folders) -> Any:
-        return _file_hash(inputs, folders)
-
-    @classmethod
-    def validate_inputs(cls, inputs: dict[str, Any], folders: Folders) -> str | None:
-        return _invalid_file(inputs, folders)
 
     async def execute(self, ctx: NodeContext, *, image: str, **_: Any) -> NodeOutput:
         frames: list[Image.Image] = []
@@ -105,13 +103,12 @@ class LoadImage(Node):
         return NodeOutput((Images(tuple(frames)), Masks(tuple(masks))))
 
 
-class LoadImageMask(Node):
+class LoadImageMask(_ReadsInputImage):
     CLASS_TYPE = "LoadImageMask"
     DISPLAY_NAME = "Load Image (as Mask)"
     CATEGORY = "mask"
     PYTHON_MODULE = "nodes"
     RETURN_TYPES = ("MASK",)
-    VALIDATED_INPUTS = frozenset({"image"})
 
     @classmethod
     def input_types(cls, folders: Folders) -> dict[str, dict[str, Any]]:
@@ -121,14 +118,6 @@ class LoadImageMask(Node):
                 "channel": [["alpha", "red", "green", "blue"]],
             }
         }
-
-    @classmethod
-    def fingerprint(cls, inputs: dict[str, Any], folders: Folders) -> Any:
-        return _file_hash(inputs, folders)
-
-    @classmethod
-    def validate_inputs(cls, inputs: dict[str, Any], folders: Folders) -> str | None:
-        return _invalid_file(inputs, folders)
 
     async def execute(self, ctx: NodeContext, *, image: str, channel: str, **_: Any) -> NodeOutput:
         with _open(image, ctx.folders) as source:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import array
 import hashlib
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from PIL import Image
 
@@ -49,17 +50,21 @@ def digest(*parts: object) -> int:
 
 
 @dataclass(frozen=True, repr=False)
-class Images:
-    """IMAGE: ``frames`` are RGB images of one size (ComfyUI's ``[B, H, W, C]`` float tensor)."""
+class _Frames:
+    """A batch of Pillow images of one size and one mode, shown as ComfyUI's tensor shape (``IMAGE[1x64x64x3]``)."""
 
     frames: tuple[Image.Image, ...]
 
+    _SOCKET: ClassVar[str]
+    _MODE: ClassVar[str]
+    _CHANNELS: ClassVar[str]
+
     def __post_init__(self) -> None:
         if not self.frames:
-            raise ValueError("an IMAGE batch needs at least one image")
+            raise ValueError(f"{self._SOCKET}: a batch needs at least one frame")
         size = self.frames[0].size
-        if any(f.size != size or f.mode != "RGB" for f in self.frames):
-            raise ValueError("every image in a batch must be RGB and of the same size")
+        if any(f.size != size or f.mode != self._MODE for f in self.frames):
+            raise ValueError(f"{self._SOCKET}: every frame of a batch must be mode {self._MODE} and of the same size")
 
     @property
     def width(self) -> int:
@@ -73,38 +78,28 @@ class Images:
         return len(self.frames)
 
     def __repr__(self) -> str:
-        return f"IMAGE[{len(self.frames)}x{self.height}x{self.width}x3]"
+        return f"{self._SOCKET}[{len(self.frames)}x{self.height}x{self.width}{self._CHANNELS}]"
+
+
+@dataclass(frozen=True, repr=False)
+class Images(_Frames):
+    """IMAGE: ``frames`` are RGB images of one size (ComfyUI's ``[B, H, W, C]`` float tensor)."""
+
+    _SOCKET = "IMAGE"
+    _MODE = "RGB"
+    _CHANNELS = "x3"
 
     def content_digest(self) -> int:
         return digest(*(hashlib.sha256(f.tobytes()).hexdigest() for f in self.frames), self.width, self.height)
 
 
 @dataclass(frozen=True, repr=False)
-class Masks:
+class Masks(_Frames):
     """MASK: ``frames`` are ``"L"`` images of one size (ComfyUI's ``[B, H, W]`` float tensor, 1.0 = 255)."""
 
-    frames: tuple[Image.Image, ...]
-
-    def __post_init__(self) -> None:
-        if not self.frames:
-            raise ValueError("a MASK batch needs at least one mask")
-        size = self.frames[0].size
-        if any(f.size != size or f.mode != "L" for f in self.frames):
-            raise ValueError("every mask in a batch must be mode L and of the same size")
-
-    @property
-    def width(self) -> int:
-        return self.frames[0].width
-
-    @property
-    def height(self) -> int:
-        return self.frames[0].height
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def __repr__(self) -> str:
-        return f"MASK[{len(self.frames)}x{self.height}x{self.width}]"
+    _SOCKET = "MASK"
+    _MODE = "L"
+    _CHANNELS = ""
 
 
 @dataclass(frozen=True)
