@@ -418,9 +418,8 @@ class JobService:
         return written
 
     def _success_fields(self, output: Any) -> dict[str, Any]:
-        try:
-            result = JobResult.model_validate(output)
-        except ValidationError:
+        result = _job_result(output)
+        if result is None:
             raw = output if isinstance(output, dict) else {"output": output}
             text = json.dumps(raw, default=str)
             return {"result": json.loads(text) if len(text) <= self.limits.result_max_bytes else None}
@@ -617,3 +616,16 @@ class JobService:
             log_event(logging.WARNING, "job failed for good", record.job_id, code=final.code.value)
             self._notify(written)
         return "gave_up"
+
+
+def _job_result(output: Any) -> JobResult | None:
+    """The worker's JobResult: the output itself (result mode), or the last chunk of an aggregated stream
+    (streaming mode, where RunPod's output is the list of every chunk and the result comes last)."""
+    candidates = reversed(output) if isinstance(output, list) else (output,)
+    for candidate in candidates:
+        if isinstance(candidate, dict) and "job_id" in candidate:
+            try:
+                return JobResult.model_validate(candidate)
+            except ValidationError:
+                return None
+    return None

@@ -182,6 +182,24 @@ def test_success_webhook_records_outputs_and_notifies_once() -> None:
     ]
 
 
+def test_streaming_worker_output_records_the_final_result_chunk() -> None:
+    # A worker in streaming mode: RunPod's output is every chunk, progress and outputs first, the result last.
+    world = World()
+    world.service.handle_message("m", message("job-1"))
+    chunks = [{"type": "progress", "percent": 50.0}, success_output("job-1")]
+    record = world.webhook("rp-0", RunPodStatus.COMPLETED, "job-1", output=chunks)
+    assert record is not None and record.state is JobState.SUCCEEDED
+    assert record.result is not None and record.result["job_id"] == "job-1"
+
+
+def test_output_that_is_no_job_result_is_kept_raw() -> None:
+    world = World()
+    world.service.handle_message("m", message("job-1"))
+    record = world.webhook("rp-0", RunPodStatus.COMPLETED, "job-1", output=[{"chunk": 1}])
+    assert record is not None and record.state is JobState.SUCCEEDED
+    assert record.outputs == [] and record.result == {"output": [{"chunk": 1}]}
+
+
 def test_webhook_body_is_only_a_hint() -> None:
     world = World()
     world.service.handle_message("m", message("job-1"))
@@ -259,8 +277,8 @@ def test_reconcile_repairs_a_missed_webhook() -> None:
     assert world.record("job-1").state is JobState.SUCCEEDED
 
 
-def test_crash_after_run_is_adopted_by_the_webhook() -> None:
-    world = World()
+def _crash_after_run(world: World, job_id: str) -> None:
+    """The queue handler dies (a Lambda timeout, say) after RunPod's ``/run`` but before SUBMITTED is written."""
     original = world.store.update
 
     def crash_on_submitted(record, expected):  # type: ignore[no-untyped-def]
@@ -269,9 +287,16 @@ def test_crash_after_run_is_adopted_by_the_webhook() -> None:
         return original(record, expected)
 
     world.store.update = crash_on_submitted  # type: ignore[method-assign]
-    with pytest.raises(KeyboardInterrupt):
-        world.service.handle_message("m", message("job-1"))
-    world.store.update = original  # type: ignore[method-assign]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            world.service.handle_message("m", message(job_id))
+    finally:
+        world.store.update = original  # type: ignore[method-assign]
+
+
+def test_crash_after_run_is_adopted_by_the_webhook() -> None:
+    world = World()
+    _crash_after_run(world, "job-1")
     assert world.record("job-1").state is JobState.ACCEPTED and world.record("job-1").runpod_id is None
     record = world.webhook("rp-0", RunPodStatus.COMPLETED, "job-1", output=success_output("job-1"))
     assert record is not None and record.state is JobState.SUCCEEDED and record.runpod_id == "rp-0"
@@ -280,17 +305,7 @@ def test_crash_after_run_is_adopted_by_the_webhook() -> None:
 
 def test_crash_after_run_is_resubmitted_by_the_reconciler() -> None:
     world = World()
-    original = world.store.update
-
-    def crash_on_submitted(record, expected):  # type: ignore[no-untyped-def]
-        if record.state is JobState.SUBMITTED:
-            raise KeyboardInterrupt
-        return original(record, expected)
-
-    world.store.update = crash_on_submitted  # type: ignore[method-assign]
-    with pytest.raises(KeyboardInterrupt):
-        world.service.handle_message("m", message("job-1"))
-    world.store.update = original  # type: ignore[method-assign]
+    _crash_after_run(world, "job-1")
     world.clock.advance(world.limits.submit_after_ms)
     assert world.service.reconcile().submitted == 1
     record = world.record("job-1")
