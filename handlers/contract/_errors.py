@@ -20,15 +20,14 @@ __all__ = ["RETRYABLE_CODES", "ErrorCode", "ExecutionFailure", "JobError", "Node
 
 class ErrorCode(StrEnum):
     INVALID_INPUT = "invalid_input"
-    """The job itself is wrong (schema, parameters, overrides): never retry."""
+    """The job itself is wrong (schema, parameters, overrides, and input media refused for what it is: too
+    large, a blocked address, not decodable, not a media type): never retry."""
     TEMPLATE_NOT_FOUND = "template_not_found"
     """No template (or character) of that name: never retry."""
     WORKFLOW_INVALID = "workflow_invalid"
     """The graph fails validation against the node catalogue or ComfyUI's own check: never retry."""
     MEDIA_FETCH_FAILED = "media_fetch_failed"
     """An input file could not be fetched (network, 5xx): a retry may help."""
-    MEDIA_REJECTED = "media_rejected"
-    """An input file is refused for what it is (too large, blocked address, not decodable): never retry."""
     COMFYUI_UNAVAILABLE = "comfyui_unavailable"
     """ComfyUI did not answer or never became ready: a retry (on another worker) may help."""
     COMFYUI_CRASHED = "comfyui_crashed"

@@ -1,4 +1,8 @@
-"""The RunPod worker that runs beside ComfyUI: ComfyUI client, input staging, output collection, upload, progress."""
+"""The RunPod worker that runs beside ComfyUI: ComfyUI client, input staging, output collection, upload, progress.
+
+``python -m handlers.worker`` starts the RunPod SDK with :func:`handler` (or :func:`stream_handler` when
+``RELAY_STREAM`` is set). Importing this package does not import ``runpod``.
+"""
 
 from handlers.worker._comfy_client import ClientState, ComfyClient, SocketState, Submission, prompt_id_for
 from handlers.worker._comfy_config import Backoff, ComfyLimits
@@ -39,6 +43,13 @@ from handlers.worker._comfy_protocol import (
     Succeeded,
     Vanished,
 )
+from handlers.worker._config import ConfigError, WorkerConfig
+from handlers.worker._core import WorkerRuntime
+from handlers.worker._events import CoreEvent, Finished, ProgressThrottle, error_for, fit_payload, progress_event
+from handlers.worker._handler import handler, make_handler, make_stream_handler, set_runtime, stream_handler
+from handlers.worker._logging import JsonFormatter, RedactingFilter, configure_logging, job_context, redact
+from handlers.worker._progress_sink import WebhookOutbox
+from handlers.worker._supervisor import ComfyProcess, ComfyUIDied
 
 __all__ = [
     "Adopted",
@@ -48,24 +59,31 @@ __all__ = [
     "ClientState",
     "ComfyClient",
     "ComfyLimits",
+    "ComfyProcess",
     "ComfyUICrashed",
+    "ComfyUIDied",
     "ComfyUIError",
     "ComfyUIExecutionError",
     "ComfyUIInvalid",
     "ComfyUIMisuse",
     "ComfyUITransient",
     "ComfyUIUnavailable",
+    "ConfigError",
+    "CoreEvent",
     "DeadlineExceeded",
     "Event",
     "ExecutionErrorDetails",
     "ExecutionFailed",
     "Failed",
+    "Finished",
     "GraphInfo",
     "Interrupted",
+    "JsonFormatter",
     "NodeStarted",
     "Output",
     "Preview",
     "ProgressText",
+    "ProgressThrottle",
     "ProgressUpdate",
     "PromptFollower",
     "PromptInterrupted",
@@ -73,6 +91,7 @@ __all__ = [
     "PromptRejected",
     "QueuePosition",
     "Queued",
+    "RedactingFilter",
     "RequestRejected",
     "SocketState",
     "Started",
@@ -80,5 +99,19 @@ __all__ = [
     "Submission",
     "Succeeded",
     "Vanished",
+    "WebhookOutbox",
+    "WorkerConfig",
+    "WorkerRuntime",
+    "configure_logging",
+    "error_for",
+    "fit_payload",
+    "handler",
+    "job_context",
+    "make_handler",
+    "make_stream_handler",
+    "progress_event",
     "prompt_id_for",
+    "redact",
+    "set_runtime",
+    "stream_handler",
 ]

@@ -536,13 +536,17 @@ class ComfyClient:
         graph: Mapping[str, Any],
         extra_data: Mapping[str, Any] | None = None,
         front: bool = False,
+        before_queue: Callable[[], Awaitable[None]] | None = None,
     ) -> Submission:
         """Queue ``graph`` as ``prompt_id`` unless ComfyUI already knows that id (a retried job on this worker).
 
         Finished successfully, running, or pending: it is adopted, not run again. A finished prompt that failed
         or was interrupted is removed from history and queued again, so the retry really retries.
+        ``before_queue`` is awaited just before the prompt is queued (not when one is adopted): the caller's
+        last word (it may raise to stop), while the look-ups above ran beside whatever it waits for.
         """
-        history = await self.history(prompt_id)
+        # Both look-ups at once: they are independent reads, and this is on every job's path to the GPU.
+        history, queue = await asyncio.gather(self.history(prompt_id), self.queue())
         entry = history.get(prompt_id)
         if isinstance(entry, Mapping):
             status = entry.get("status")
@@ -550,11 +554,12 @@ class ComfyClient:
                 return Submission(prompt_id, "finished", {})
             await self.delete_from_history([prompt_id])
         else:
-            queue = await self.queue()
             if _in_queue(queue.get("queue_running"), prompt_id):
                 return Submission(prompt_id, "running", {})
             if _in_queue(queue.get("queue_pending"), prompt_id):
                 return Submission(prompt_id, "pending", {})
+        if before_queue is not None:
+            await before_queue()
         answer = await self.queue_prompt(graph, prompt_id, extra_data, front)
         return Submission(prompt_id, "queued", answer)
 
@@ -567,14 +572,18 @@ class ComfyClient:
         extra_data: Mapping[str, Any] | None = None,
         front: bool = False,
         output_nodes: Collection[str] | None = None,
+        before_queue: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncGenerator[Event, None]:
-        """Adopt or queue the prompt, then follow it to the end (see ``follow``)."""
+        """Adopt or queue the prompt, then follow it to the end (see ``follow``; ``before_queue``: see
+        ``adopt_or_queue``)."""
         self._check_open(following=True)
         inbox = self._register(prompt_id)  # before queueing, so no early message is dropped
         driving = False  # once _drive runs, it owns the cleanup
         try:
             await self.wait_socket(min(deadline, asyncio.get_running_loop().time() + self.limits.socket_wait))
-            submission = await self._bounded(self.adopt_or_queue(prompt_id, graph, extra_data, front), deadline)
+            submission = await self._bounded(
+                self.adopt_or_queue(prompt_id, graph, extra_data, front, before_queue), deadline
+            )
             info = GraphInfo.from_graph(graph, output_nodes=output_nodes, rejected=submission.rejected_outputs)
             follower = PromptFollower(prompt_id, info)
             found = submission.found

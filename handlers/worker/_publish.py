@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from handlers.contract import JobResult, OutputItem, OutputKind, OutputOptions
+from handlers.worker._media import SNIFF_BYTES, mime_for_extension, sniff
 from handlers.worker._outputs import (
     ComfyDirs,
     FileRef,
@@ -26,6 +27,15 @@ from handlers.worker._staging import JobFiles
 from handlers.worker._storage import OutputStore, StoredObject, UploadFailed, convert_image
 
 __all__ = ["OutputPublisher"]
+
+
+def _content_type(path: Path) -> str:
+    """The MIME type :func:`describe_file` will report, from the first bytes only (the upload cannot wait for the
+    full read)."""
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    sniffed = sniff(head)
+    return (sniffed.mime if sniffed is not None else mime_for_extension(path.name)) or "application/octet-stream"
 
 
 class OutputPublisher:
@@ -111,13 +121,28 @@ class OutputPublisher:
             converted = upload_path
         try:
             try:
-                meta = await asyncio.to_thread(describe_file, upload_path)
+                content_type = mime_override or await asyncio.to_thread(_content_type, upload_path)
+            except OSError as exc:
+                raise UploadFailed(f"cannot read output {ref.filename}: {exc}", retryable=False) from exc
+            # Hashing and measuring the file runs beside its upload: both read it, neither needs the other.
+            describing = asyncio.ensure_future(asyncio.to_thread(describe_file, upload_path))
+            try:
+                stored: StoredObject = await self.store.upload(
+                    self.job_id,
+                    ref.node_id,
+                    upload_path,
+                    filename=self._stored_name(ref, name),
+                    content_type=content_type,
+                )
+            finally:
+                if not describing.done():
+                    with contextlib.suppress(BaseException):
+                        await asyncio.shield(describing)
+            try:
+                meta = describing.result()
             except OSError as exc:
                 raise UploadFailed(f"cannot read output {ref.filename}: {exc}", retryable=False) from exc
             mime = mime_override or meta.mime
-            stored: StoredObject = await self.store.upload(
-                self.job_id, ref.node_id, upload_path, filename=self._stored_name(ref, name), content_type=mime
-            )
             url = await self.store.presign(stored, self.options.presign_seconds)
             inline = None
             if self._budget.take(meta.bytes):

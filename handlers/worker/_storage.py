@@ -129,6 +129,11 @@ class UploadSettings:
             connect_timeout=self.connect_timeout_s,
             read_timeout=self.read_timeout_s,
             signature_version="s3v4",
+            # botocore >= 1.36 adds a CRC32 trailer to every upload by default: a second pass over each output on
+            # the critical path, and a header several S3-compatible stores reject. Only when S3 requires it.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            max_pool_connections=max(10, self.max_concurrency * 2),
         )
 
 
@@ -227,7 +232,13 @@ class S3OutputStore:
 
         def run() -> int:
             size = path.stat().st_size
-            client.upload_file(str(path), self.bucket, key, ExtraArgs=extra, Config=self._transfer)
+            if size < self.settings.multipart_threshold_bytes:
+                # One PUT streamed from the open file: the transfer manager's thread pool costs more than it
+                # saves below the multipart threshold (botocore rewinds the file on a retry).
+                with path.open("rb") as body:
+                    client.put_object(Bucket=self.bucket, Key=key, Body=body, **extra)
+            else:
+                client.upload_file(str(path), self.bucket, key, ExtraArgs=extra, Config=self._transfer)
             return size
 
         try:
@@ -235,9 +246,10 @@ class S3OutputStore:
         except S3UploadFailedError as exc:
             raise UploadFailed(f"upload of {path.name} failed after retries: {exc}", key=key) from exc
         except ClientError as exc:
-            raise UploadFailed(
-                f"upload of {path.name} failed: {exc}", key=key, retryable=_client_error_retryable(exc)
-            ) from exc
+            retryable = _client_error_retryable(exc)
+            # A retryable error got here only after botocore's bounded retries were spent.
+            how = "failed after retries" if retryable else "failed"
+            raise UploadFailed(f"upload of {path.name} {how}: {exc}", key=key, retryable=retryable) from exc
         except BotoCoreError as exc:
             raise UploadFailed(f"upload of {path.name} failed: {exc}", key=key) from exc
         except OSError as exc:

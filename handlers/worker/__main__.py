@@ -1,0 +1,48 @@
+"""``python -m handlers.worker``: check the configuration, start ComfyUI if the worker supervises it, then hand
+control to ``runpod.serverless.start`` (the SDK's own job loop)."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sys
+
+from handlers.worker._config import ConfigError, WorkerConfig
+from handlers.worker._core import WorkerRuntime
+from handlers.worker._handler import handler, set_runtime, stream_handler
+from handlers.worker._logging import configure_logging
+from handlers.worker._supervisor import ComfyProcess
+
+logger = logging.getLogger("handlers.worker")
+
+
+def main() -> int:
+    try:
+        config = WorkerConfig.from_env()
+    except ConfigError as exc:
+        print(f"comfy-relay worker: {exc}", file=sys.stderr)
+        return 2
+    configure_logging()
+    process: ComfyProcess | None = None
+    if config.comfyui_command is not None:
+        process = ComfyProcess(config.comfyui_command)
+        # Started before the SDK is imported (~2 s): ComfyUI boots meanwhile. Readiness is awaited by the first
+        # job, which fails fast with ComfyUI's last lines if it died.
+        process.start()
+        atexit.register(process.stop, config.stop_timeout_s)
+    set_runtime(WorkerRuntime(config, process=process))
+    logger.info(
+        "worker starting",
+        extra={"comfyui_url": config.comfyui_url, "supervised": config.supervised, "stream": config.stream},
+    )
+    import runpod  # noqa: PLC0415 (heavy import: only in the worker process)
+
+    if config.stream:
+        runpod.serverless.start({"handler": stream_handler, "return_aggregate_stream": True})
+    else:
+        runpod.serverless.start({"handler": handler})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

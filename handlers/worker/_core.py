@@ -1,0 +1,749 @@
+"""The worker core: one job in, a stream of events out (progress, outputs as they are stored, then the result or
+the error). The RunPod adapters in ``_handler`` only forward these events.
+
+A :class:`WorkerRuntime` lives as long as the worker process: one ComfyUI client (one WebSocket), the supervised
+ComfyUI process if any, the ``/object_info`` catalogue of the current ComfyUI process, one S3 client. A job runs
+in a producer task that pushes events into a queue the caller reads; uploads run beside the prompt (bounded), so
+the first output is visible while the rest still renders. Cancelling the reader cancels the producer, which
+interrupts the prompt and removes the job's files before the cancellation goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+from pydantic import ValidationError
+
+from handlers.contract import (
+    ErrorCode,
+    JobError,
+    JobInput,
+    JobResult,
+    OutputItem,
+    OutputOptions,
+    OutputReadyEvent,
+    ProgressEvent,
+    is_job_id,
+)
+from handlers.worker._comfy_client import ComfyClient, prompt_id_for
+from handlers.worker._comfy_config import Backoff, ComfyLimits
+from handlers.worker._comfy_errors import ComfyUICrashed, ComfyUIError, ComfyUITransient
+from handlers.worker._comfy_protocol import Adopted, NodeStarted, Output, ProgressUpdate, Queued, Started, Succeeded
+from handlers.worker._config import WorkerConfig
+from handlers.worker._events import (
+    CoreEvent,
+    Finished,
+    NodeTimeline,
+    ProgressThrottle,
+    assemble_result,
+    error_for,
+    progress_event,
+    result_timings,
+    validation_error,
+)
+from handlers.worker._logging import job_context, register_secret, set_prompt_id
+from handlers.worker._outputs import ComfyDirs, collect_node_outputs, resolve_ref
+from handlers.worker._progress_sink import WebhookOutbox
+from handlers.worker._publish import OutputPublisher
+from handlers.worker._staging import InputStager, JobFiles, MediaFetcher, MediaLimits, job_files, rewrite_media_refs
+from handlers.worker._storage import OutputStore, S3OutputStore, UploadFailed, UploadSettings
+from handlers.worker._supervisor import ComfyProcess
+from handlers.workflow import BoundWorkflow, Catalogue, bind, bind_template, load_template, ui_to_api, validate
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["WorkerRuntime"]
+
+logger = logging.getLogger("handlers.worker.core")
+T = TypeVar("T")
+
+#: The worker's ComfyUI client limits: reconnect quickly, ComfyUI is beside us and restarts are ours.
+WORKER_LIMITS = ComfyLimits(reconnect=Backoff(initial=0.05, maximum=1.0), socket_wait=2.0)
+
+
+class _UploadBroken(Exception):
+    """An output upload failed while the prompt was still running: stop the prompt, fail the job."""
+
+
+class _ComfyDied(Exception):
+    """The supervised ComfyUI process exited while the job used it."""
+
+
+StoreFactory = Callable[[str, str], OutputStore]
+
+
+class WorkerRuntime:
+    """What one worker process keeps between jobs. ``comfy``, ``store_factory``, ``fetcher`` and ``process`` are
+    injectable; ``None`` builds the real ones from ``config`` on :meth:`start`."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        *,
+        comfy: ComfyClient | None = None,
+        process: ComfyProcess | None = None,
+        store_factory: StoreFactory | None = None,
+        fetcher: MediaFetcher | None = None,
+        client_id: str | None = None,
+    ) -> None:
+        self.config = config
+        self.process = process
+        if self.process is None and config.comfyui_command is not None:
+            self.process = ComfyProcess(config.comfyui_command)
+        self._comfy = comfy
+        self._store_factory = store_factory
+        self._fetcher = fetcher
+        self._client_id = client_id or f"relay-{os.environ.get('RUNPOD_POD_ID') or uuid.uuid4().hex[:12]}"
+        self._s3: S3Client | None = None
+        self._catalogue: tuple[int, Catalogue] | None = None
+        self._ready_generation: int | None = None
+        self._warmed_generation: int | None = None
+        self._uploads: asyncio.Semaphore | None = None
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------------------------------------ lifecycle
+
+    @property
+    def comfy(self) -> ComfyClient:
+        if self._comfy is None:
+            raise RuntimeError("WorkerRuntime.start() has not run")
+        return self._comfy
+
+    async def start(self) -> None:
+        """Build the clients (idempotent). Cheap: ComfyUI need not be up yet."""
+        async with self._start_lock:
+            if self._started:
+                return
+            if self._comfy is None:
+                self._comfy = ComfyClient(self.config.comfyui_url, client_id=self._client_id, limits=WORKER_LIMITS)
+            if self._store_factory is None or self._fetcher is None:
+                self._s3 = await asyncio.to_thread(boto3.client, "s3", config=UploadSettings().botocore_config())
+            if self._store_factory is None:
+                s3 = self._s3
+
+                def factory(bucket: str, prefix: str) -> OutputStore:
+                    return S3OutputStore(bucket, prefix, client=s3)
+
+                self._store_factory = factory
+            if self._fetcher is None:
+                cfg = self.config
+                limits = MediaLimits(max_bytes=cfg.media_max_bytes, allow_private=cfg.allow_private_urls)
+                self._fetcher = MediaFetcher(limits, s3_client=self._s3)
+            self._uploads = asyncio.Semaphore(self.config.upload_concurrency)
+            await self._comfy.open()
+            self._started = True
+
+    async def aclose(self) -> None:
+        if self._comfy is not None:
+            await self._comfy.aclose()
+        if self.process is not None:
+            await asyncio.to_thread(self.process.stop, self.config.stop_timeout_s)
+
+    # ----------------------------------------------------------------------------------------------- ComfyUI
+
+    def _generation(self) -> int:
+        return self.process.generation if self.process is not None else 0
+
+    async def _until_died(self, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable`` unless the supervised ComfyUI exits first (then raise :class:`_ComfyDied`)."""
+        if self.process is None:
+            return await awaitable
+        work = asyncio.ensure_future(awaitable)
+        watcher = asyncio.create_task(self.process.wait_exit())
+        try:
+            await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if work.done():
+                return work.result()
+            raise _ComfyDied
+        finally:
+            for task in (work, watcher):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+
+    async def ensure_ready(self, deadline: float) -> None:
+        """ComfyUI answers (started, or restarted after a crash, when supervised) and the warmup has run."""
+        loop = asyncio.get_running_loop()
+        if self.process is not None and not self.process.alive():
+            self._ready_generation = None
+            await asyncio.to_thread(self.process.start)
+        generation = self._generation()
+        if self._ready_generation == generation and self.comfy.socket_connected:
+            return
+        ready_by = min(deadline, loop.time() + self.config.startup_timeout_s)
+        try:
+            await self._until_died(self.comfy.wait_ready(ready_by))
+        except _ComfyDied:
+            assert self.process is not None
+            raise self.process.died("ComfyUI exited before it was ready") from None
+        self._ready_generation = generation
+        if self.config.warmup_workflow is not None and self._warmed_generation != generation:
+            self._warmed_generation = generation
+            await self._warmup(self.config.warmup_workflow, deadline)
+
+    async def _warmup(self, path: Path, deadline: float) -> None:
+        """Run the warmup graph once per ComfyUI process (models loaded before the first real job). A failure is
+        logged, not fatal: the job that follows will say what is wrong if it matters."""
+        started = asyncio.get_running_loop().time()
+        try:
+            graph = json.loads(await asyncio.to_thread(path.read_text))
+            prompt_id = f"warmup-{uuid.uuid4()}"
+            async with contextlib.aclosing(self.comfy.run_prompt(graph, prompt_id, deadline=deadline)) as events:
+                async for _event in events:
+                    pass
+        except (ComfyUIError, OSError, ValueError) as exc:
+            logger.warning("warmup workflow %s failed: %s", path, exc)
+            return
+        logger.info("warmup done in %.0f ms", (asyncio.get_running_loop().time() - started) * 1000)
+
+    async def catalogue(self) -> Catalogue:
+        """The live ``/object_info``, fetched once per ComfyUI process."""
+        generation = self._generation()
+        if self._catalogue is None or self._catalogue[0] != generation:
+            info = await self.comfy.object_info()
+            self._catalogue = (generation, await asyncio.to_thread(Catalogue, info))
+        return self._catalogue[1]
+
+    def forget_catalogue(self) -> None:
+        self._catalogue = None
+        self._ready_generation = None
+
+    # -------------------------------------------------------------------------------------------------- stores
+
+    def store_for(self, options: OutputOptions) -> OutputStore | None:
+        bucket = options.bucket or self.config.s3_bucket
+        if bucket is None:
+            return None
+        prefix = options.prefix if options.prefix is not None else self.config.s3_prefix
+        assert self._store_factory is not None
+        return self._store_factory(bucket, prefix)
+
+    # ----------------------------------------------------------------------------------------------------- jobs
+
+    async def run_job(self, job: Mapping[str, Any]) -> AsyncGenerator[CoreEvent, None]:
+        """Run one RunPod job (``{"id", "input"}``); the last event is always :class:`Finished`."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        started_ms = loop.time() * 1000
+        runpod_id = str(job.get("id") or "")
+        try:
+            job_input = JobInput.model_validate(job.get("input") or {})
+        except ValidationError as exc:
+            error = error_for(exc, job_id=runpod_id or None)
+            assert error is not None
+            with job_context(runpod_id or None):
+                logger.info("job rejected: %s", error.summary())
+            yield Finished(error=error)
+            return
+        job_id = job_input.job_id or runpod_id
+        if not is_job_id(job_id):
+            message = f"the job id {job_id!r} cannot name files and keys; give input.job_id"
+            yield Finished(error=JobError(code=ErrorCode.INVALID_INPUT, message=message))
+            return
+        if job_input.progress_webhook is not None:
+            register_secret(job_input.progress_webhook.secret)
+        run = _JobRun(self, job_input, job_id, started_ms)
+        with job_context(job_id):
+            queue: asyncio.Queue[CoreEvent] = asyncio.Queue()
+            producer = asyncio.create_task(run.produce(queue), name=f"job {job_id}")
+            try:
+                while True:
+                    event = await queue.get()
+                    yield event
+                    if isinstance(event, Finished):
+                        break
+            finally:
+                if not producer.done():
+                    producer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await producer
+
+
+@dataclass
+class _JobRun:
+    """One job's state while it runs; ``produce`` does the work and puts events on the queue."""
+
+    runtime: WorkerRuntime
+    job: JobInput
+    job_id: str
+    started_ms: float
+    prompt_id: str = ""
+    queue: asyncio.Queue[CoreEvent] | None = None
+    outbox: WebhookOutbox | None = None
+    throttle: ProgressThrottle = field(init=False)
+    timeline: NodeTimeline = field(default_factory=NodeTimeline)
+    uploads: set[asyncio.Task[None]] = field(default_factory=set)
+    upload_failed: asyncio.Event = field(default_factory=asyncio.Event)
+    upload_ms: float = 0.0
+    queued_ms: float | None = None
+    running_ms: float | None = None
+    ended_ms: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    flush: asyncio.TimerHandle | None = None
+    stale_check: asyncio.Task[bool] | None = None
+    stored_check: asyncio.Task[JobResult | None] | None = None
+
+    def __post_init__(self) -> None:
+        self.throttle = ProgressThrottle(self.runtime.config.progress_interval_ms)
+        self.prompt_id = prompt_id_for(self.job_id)
+
+    @property
+    def config(self) -> WorkerConfig:
+        return self.runtime.config
+
+    def now_ms(self) -> float:
+        return asyncio.get_running_loop().time() * 1000
+
+    def elapsed_ms(self) -> int:
+        return max(0, round(self.now_ms() - self.started_ms))
+
+    def emit(self, event: CoreEvent) -> None:
+        assert self.queue is not None
+        self.queue.put_nowait(event)
+        if self.outbox is not None and isinstance(event, ProgressEvent | OutputReadyEvent):
+            self.outbox.offer(event)
+
+    async def produce(self, queue: asyncio.Queue[CoreEvent]) -> None:
+        self.queue = queue
+        media_index = {m.name: i for i, m in enumerate(self.job.media)}
+        try:
+            result = await self._run()
+            finished = Finished(result=result)
+        except _Fail as exc:
+            finished = Finished(error=exc.error.model_copy(update={"job_id": self.job_id}))
+        except asyncio.CancelledError:
+            logger.info("job cancelled; prompt interrupted and files removed")
+            raise
+        except Exception as exc:
+            error = error_for(exc, job_id=self.job_id, prompt_id=self.prompt_id, media_index=media_index)
+            if error is None:
+                logger.exception("job failed with an unexpected error")
+                error = JobError(
+                    code=ErrorCode.INTERNAL,
+                    message=f"{type(exc).__name__}: {exc}",
+                    job_id=self.job_id,
+                    prompt_id=self.prompt_id,
+                )
+            if isinstance(exc, ComfyUITransient):
+                self.runtime.forget_catalogue()
+            finished = Finished(error=error)
+        if finished.error is not None:
+            logger.info("job failed: %s", finished.error.summary(), extra={"code": finished.error.code.value})
+        else:
+            logger.info("job succeeded", extra={"outputs": len(finished.result.outputs) if finished.result else 0})
+        queue.put_nowait(finished)
+
+    async def _run(self) -> JobResult:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.job.timeout_s
+        store = self.runtime.store_for(self.job.output)
+        if store is None:
+            raise _no_bucket()
+        # The idempotency check (one S3 read) runs beside everything up to queueing the prompt: readiness,
+        # resolving, validating, ComfyUI's own look-ups for the prompt id. Only queueing waits for it (_gate).
+        probe = OutputPublisher(store, self.job_id, _NO_DIRS, self.job.output)
+        self.stored_check = asyncio.create_task(probe.stored_result())
+        try:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self.runtime.ensure_ready(deadline)
+                    if self.config.comfyui_output_dir is not None and self.config.comfyui_temp_dir is not None:
+                        dirs = ComfyDirs(self.config.comfyui_output_dir, self.config.comfyui_temp_dir, _NO_DIRS.input)
+                        self.stale_check = asyncio.create_task(self._stale_prompt(dirs))
+                    bound = await self._resolve()
+            except Exception:
+                # A completed job is answered even if ComfyUI is down now or its template has changed since.
+                stored: JobResult | None = None
+                with contextlib.suppress(Exception):
+                    stored = await self.stored_check
+                if stored is not None:
+                    raise _AlreadyDone(stored) from None
+                raise
+            if self.job.progress_webhook is not None:
+                self.outbox = WebhookOutbox(
+                    self.job.progress_webhook,
+                    self.job_id,
+                    timeout_s=self.config.webhook_timeout_s,
+                    max_queued=self.config.webhook_queue_size,
+                    allow_private=self.config.allow_private_urls,
+                )
+            try:
+                return await self._execute(bound, store, deadline)
+            finally:
+                if self.outbox is not None:
+                    await self.outbox.aclose()
+        except _AlreadyDone as done:
+            logger.info("job already completed: returning its manifest")
+            return done.result
+        finally:
+            for task in (self.stored_check, self.stale_check):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+
+    async def _gate(self) -> None:
+        """Before anything is staged or queued: no manifest exists (else the stored result is the answer)."""
+        assert self.stored_check is not None
+        stored = await self.stored_check
+        if stored is not None:
+            raise _AlreadyDone(stored)
+
+    async def _clear_stale(self) -> None:
+        """Before ComfyUI is asked about the prompt id: a finished earlier run whose files are gone is removed from
+        its history, so the prompt is queued again instead of adopted."""
+        if self.stale_check is None:
+            return
+        stale = await self.stale_check
+        self.stale_check = None
+        if stale:
+            await self._gate()  # a completed job keeps its history: only a job that must run again touches it
+            logger.info("the earlier run of this prompt lost its files: running it again")
+            await self.runtime.comfy.delete_from_history([self.prompt_id])
+
+    async def _resolve(self) -> BoundWorkflow:
+        job = self.job
+        names = [m.name for m in job.media]
+        if job.template is not None:
+            template = await asyncio.to_thread(load_template, self.config.workflows_dir, job.template, job.character)
+            bound = bind_template(template, job.params, job.overrides, media_names=names)
+        else:
+            assert job.workflow is not None
+            graph: Mapping[str, Any] = job.workflow
+            if job.workflow_format is not None and job.workflow_format.value == "ui":
+                graph = ui_to_api(job.workflow, await self.runtime.catalogue())
+            bound = bind(graph, job.params, job.overrides, media_names=names)
+        return bound
+
+    async def _execute(self, bound: BoundWorkflow, store: OutputStore, deadline: float) -> JobResult:
+        catalogue = await self.runtime.catalogue()
+        report = validate(bound.graph, catalogue)
+        if not report.valid:
+            raise _Fail(validation_error(report, job_id=self.job_id))
+        self.warnings.extend(bound.warnings)
+        cfg = self.config
+        local_outputs = cfg.comfyui_output_dir is not None
+        scratch_root = cfg.scratch_dir or Path(tempfile.gettempdir()) / "comfy-relay"
+        scratch = scratch_root / f"{self.job_id}-{uuid.uuid4().hex[:8]}"
+        await asyncio.to_thread(scratch.mkdir, parents=True, exist_ok=True)
+        input_dir = cfg.comfyui_input_dir or scratch / "input"
+        roots: list[Path] = []
+        if local_outputs:
+            assert cfg.comfyui_output_dir is not None and cfg.comfyui_temp_dir is not None
+            roots = [cfg.comfyui_output_dir, cfg.comfyui_temp_dir]
+        leftovers = [scratch]
+        if cfg.comfyui_output_dir is not None:
+            # The per-job folder per_job_outputs created (its files go with job_files; the folders remain).
+            leftovers.append(cfg.comfyui_output_dir / self.job_id)
+        try:
+            async with job_files(input_dir, self.job_id, roots) as files:
+                stage_started = self.now_ms()
+                if self.job.media:
+                    await self._gate()  # fetching media for a job that is already done would be waste
+                async with asyncio.timeout_at(deadline):
+                    graph = per_job_outputs(await self._stage(bound, input_dir), self.job_id, uuid.uuid4().hex[:8])
+                stage = (stage_started, self.now_ms())
+                if local_outputs:
+                    assert cfg.comfyui_output_dir is not None and cfg.comfyui_temp_dir is not None
+                    dirs = ComfyDirs(cfg.comfyui_output_dir, cfg.comfyui_temp_dir, input_dir)
+                    publisher = OutputPublisher(
+                        store, self.job_id, dirs, self.job.output, files=files, work_dir=scratch
+                    )
+                else:
+                    dirs = ComfyDirs(scratch / "output", scratch / "temp", scratch / "view-input")
+                    publisher = OutputPublisher(store, self.job_id, dirs, self.job.output, work_dir=scratch)
+                try:
+                    await self._follow(graph, report.output_nodes, publisher, dirs, deadline)
+                finally:
+                    await self._drop_uploads()
+                timings = result_timings(
+                    started=self.started_ms,
+                    stage=stage,
+                    queued=self.queued_ms,
+                    running=self.running_ms,
+                    ended=self.ended_ms,
+                    upload_ms=self.upload_ms,
+                    nodes_ms=self.timeline.nodes_ms,
+                    now=self.now_ms(),
+                )
+                result = assemble_result(
+                    job_id=self.job_id,
+                    prompt_id=self.prompt_id,
+                    outputs=list(publisher.items),
+                    seeds=bound.seeds,
+                    timings=timings,
+                    warnings=self.warnings,
+                )
+                # Every file is stored: the local copies go while the manifest is written (job_files and the
+                # finally below find nothing left to do).
+                cleanup = asyncio.create_task(asyncio.to_thread(_clean_now, files, leftovers))
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        committed = await publisher.commit(result)
+                finally:
+                    await asyncio.shield(cleanup)
+                return committed
+        finally:
+            await asyncio.shield(asyncio.to_thread(_remove_trees, leftovers))
+
+    async def _stale_prompt(self, dirs: ComfyDirs) -> bool:
+        """Whether ComfyUI holds a finished run of this prompt whose files this worker already removed (a retried
+        job after a failed upload): such a run cannot be adopted, it must run again."""
+        comfy = self.runtime.comfy
+        entry = (await comfy.history(self.prompt_id)).get(self.prompt_id)
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("outputs"), Mapping):
+            return False
+        for node_id, ui in entry["outputs"].items():
+            if not isinstance(ui, Mapping):
+                continue
+            for ref in collect_node_outputs(ui, str(node_id)).files:
+                try:
+                    if not await asyncio.to_thread(resolve_ref(ref, dirs).is_file):
+                        return True
+                except ValueError:
+                    return True
+        return False
+
+    async def _stage(self, bound: BoundWorkflow, input_dir: Path) -> dict[str, Any]:
+        """Inputs into ``<input>/<job id>/``; parameters that name a media item now name the staged file."""
+        if not self.job.media:
+            return bound.graph
+        fetcher = self.runtime._fetcher
+        assert fetcher is not None
+        stager = InputStager(input_dir, self.job_id, fetcher)
+        staged = await stager.stage_all(self.job.media)
+        if self.config.comfyui_input_dir is None:
+            # ComfyUI is elsewhere: hand it the files through its upload route, into the same per-job subfolder.
+            for item in staged.values():
+                data = await asyncio.to_thread(item.path.read_bytes)
+                await self.runtime.comfy.upload_image(item.path.name, data, subfolder=self.job_id, overwrite=True)
+        names = {name: item.comfy_name for name, item in staged.items()}
+        graph = bound.with_staged(names)
+        for node in graph.values():
+            if isinstance(node, dict) and isinstance(node.get("inputs"), dict):
+                node["inputs"] = rewrite_media_refs(node["inputs"], names)
+        return graph
+
+    async def _follow(
+        self,
+        graph: Mapping[str, Any],
+        output_nodes: tuple[str, ...],
+        publisher: OutputPublisher,
+        dirs: ComfyDirs,
+        deadline: float,
+    ) -> None:
+        set_prompt_id(self.prompt_id)
+        runner = asyncio.create_task(self._consume(graph, output_nodes, publisher, dirs, deadline))
+        broken = asyncio.create_task(self.upload_failed.wait())
+        try:
+            if self.runtime.process is not None:
+                await self.runtime._until_died(asyncio.wait({runner, broken}, return_when=asyncio.FIRST_COMPLETED))
+            else:
+                await asyncio.wait({runner, broken}, return_when=asyncio.FIRST_COMPLETED)
+        except _ComfyDied:
+            raise ComfyUICrashed(
+                "ComfyUI exited while running the job; it is being restarted", prompt_id=self.prompt_id
+            ) from None
+        finally:
+            if self.flush is not None:
+                self.flush.cancel()
+                self.flush = None
+            for task in (runner, broken):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        if runner.cancelled():
+            self._raise_upload_error()
+        failure = runner.exception()
+        if failure is not None:
+            raise failure
+        # The prompt is done: every output it reported must be stored before the job may succeed.
+        async with asyncio.timeout_at(deadline):
+            await self._await_uploads()
+
+    async def _consume(
+        self,
+        graph: Mapping[str, Any],
+        output_nodes: tuple[str, ...],
+        publisher: OutputPublisher,
+        dirs: ComfyDirs,
+        deadline: float,
+    ) -> None:
+        comfy = self.runtime.comfy
+        await self._clear_stale()
+        events = comfy.run_prompt(
+            graph, self.prompt_id, deadline=deadline, output_nodes=output_nodes or None, before_queue=self._gate
+        )
+        async with contextlib.aclosing(events) as stream:
+            async for event in stream:
+                now = self.now_ms()
+                if isinstance(event, Queued | Adopted):
+                    self.queued_ms = now
+                    if isinstance(event, Adopted):
+                        await self._gate()
+                        logger.info("adopted prompt %s (%s) from an earlier attempt", self.prompt_id, event.found)
+                elif isinstance(event, Started):
+                    self.running_ms = now
+                elif isinstance(event, NodeStarted):
+                    self.timeline.node_started(event.node, now)
+                elif isinstance(event, ProgressUpdate):
+                    self._progress(event, now)
+                elif isinstance(event, Output):
+                    self._schedule_upload(publisher, dirs, event)
+                elif isinstance(event, Succeeded):
+                    self.ended_ms = now
+                    self.timeline.finished(now)
+                    if self.running_ms is None:
+                        self.running_ms = self.queued_ms
+
+    def _progress(self, update: ProgressUpdate, now: float) -> None:
+        running = round(now - self.running_ms) if self.running_ms is not None else None
+        event = progress_event(
+            update, job_id=self.job_id, prompt_id=self.prompt_id, elapsed_ms=self.elapsed_ms(), running_ms=running
+        )
+        if self.throttle.admit(event, now):
+            self.emit(event)
+        elif self.flush is None and (due := self.throttle.due_ms()) is not None:
+            loop = asyncio.get_running_loop()
+            self.flush = loop.call_at((due + 1) / 1000, self._flush_progress)
+
+    def _flush_progress(self) -> None:
+        self.flush = None
+        if self.ended_ms is not None:
+            return  # the prompt is over: a held progress event is old news
+        event = self.throttle.take_due(self.now_ms())
+        if event is not None:
+            self.emit(event)
+        elif (due := self.throttle.due_ms()) is not None:
+            self.flush = asyncio.get_running_loop().call_at((due + 1) / 1000, self._flush_progress)
+
+    # ---------------------------------------------------------------------------------------------- uploads
+
+    def _schedule_upload(self, publisher: OutputPublisher, dirs: ComfyDirs, event: Output) -> None:
+        task = asyncio.create_task(self._upload(publisher, dirs, event), name=f"upload node {event.node}")
+        self.uploads.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                self.upload_failed.set()
+
+        task.add_done_callback(done)
+
+    async def _upload(self, publisher: OutputPublisher, dirs: ComfyDirs, event: Output) -> None:
+        semaphore = self.runtime._uploads
+        assert semaphore is not None
+        title = event.title
+        async with semaphore:
+            began = self.now_ms()
+            if self.config.comfyui_output_dir is None:
+                await self._fetch_views(event, dirs)
+            items = await publisher.publish_node(event.node, dict(event.ui), title)
+            self.upload_ms += self.now_ms() - began
+        for item in items:
+            self.emit(_output_event(self.job_id, self.prompt_id, item, self.elapsed_ms()))
+
+    async def _fetch_views(self, event: Output, dirs: ComfyDirs) -> None:
+        """Bring the node's files from ComfyUI's /view into the job's scratch mirror of its folders."""
+        wanted = collect_node_outputs(event.ui, event.node, event.title, include_temp=self.job.output.include_temp)
+        for ref in wanted.files:
+            try:
+                path = resolve_ref(ref, dirs)
+            except ValueError as exc:
+                raise UploadFailed(str(exc), retryable=False) from exc
+            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+            try:
+                await self.runtime.comfy.view_to_file(ref.filename, ref.subfolder, ref.type, path)
+            except ComfyUIError as exc:
+                raise UploadFailed(f"cannot read output {ref.filename} from ComfyUI: {exc}") from exc
+
+    async def _await_uploads(self) -> None:
+        while self.uploads:
+            pending = list(self.uploads)
+            self.uploads.clear()
+            results = await asyncio.gather(*pending, return_exceptions=True)
+            for outcome in results:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+
+    def _raise_upload_error(self) -> None:
+        for task in list(self.uploads):
+            failure = task.exception() if task.done() and not task.cancelled() else None
+            if failure is not None:
+                raise failure
+        raise UploadFailed("an output upload failed")
+
+    async def _drop_uploads(self) -> None:
+        pending = [t for t in self.uploads if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+class _AlreadyDone(Exception):
+    """The job's manifest exists: it completed before, and its stored result is the answer."""
+
+    def __init__(self, result: JobResult) -> None:
+        super().__init__("already done")
+        self.result = result
+
+
+class _Fail(Exception):
+    """The job fails with exactly this error (decided here, not mapped from another exception)."""
+
+    def __init__(self, error: JobError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+#: The publisher that only reads the manifest never touches ComfyUI's folders.
+_NO_DIRS = ComfyDirs(Path("/nonexistent/output"), Path("/nonexistent/temp"), Path("/nonexistent/input"))
+
+
+def _no_bucket() -> _Fail:
+    message = "no output bucket: set output.bucket in the job, or RELAY_S3_BUCKET on the worker"
+    return _Fail(JobError(code=ErrorCode.INVALID_INPUT, message=message))
+
+
+def _clean_now(files: JobFiles, trees: list[Path]) -> None:
+    for problem in files.remove():
+        logger.warning("cleanup: %s", problem)
+    _remove_trees(trees)
+
+
+def _remove_trees(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def per_job_outputs(graph: dict[str, Any], job_id: str, attempt: str) -> dict[str, Any]:
+    """Every ``filename_prefix`` under ``<job id>/<attempt>/``. Two reasons: ComfyUI answers an output node whose
+    inputs did not change from its cache, naming the files of the earlier run - which this worker has removed; a
+    prefix unique to the attempt makes the save node run again (its upstream nodes stay cached). And each job's
+    files land in a folder of their own."""
+    for node in graph.values():
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        if isinstance(inputs, dict) and isinstance(inputs.get("filename_prefix"), str):
+            inputs["filename_prefix"] = f"{job_id}/{attempt}/{inputs['filename_prefix'].lstrip('/')}"
+    return graph
+
+
+def _output_event(job_id: str, prompt_id: str, item: OutputItem, elapsed_ms: int) -> OutputReadyEvent:
+    return OutputReadyEvent(job_id=job_id, prompt_id=prompt_id, output=item, elapsed_ms=elapsed_ms)

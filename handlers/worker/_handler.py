@@ -1,0 +1,122 @@
+"""The two thin RunPod adapters over the core.
+
+Result mode (:func:`handler`): progress and output events go to ``runpod.serverless.progress_update``; the return
+value is the result, or ``JobError.to_runpod()``. Streaming mode (:func:`stream_handler`): every event is yielded
+as a chunk (each within RunPod's 1 MB), the last one being the result or the error; start the SDK with
+``return_aggregate_stream`` so ``/status`` also shows them all.
+
+``runpod`` is imported only when a progress update is actually sent: importing this module (and the core) stays
+cheap, and tests call the handlers without the SDK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from typing import Any
+
+from handlers.worker._config import WorkerConfig
+from handlers.worker._core import WorkerRuntime
+from handlers.worker._events import MAX_RESULT_BYTES, MAX_STREAM_CHUNK_BYTES, Finished, fit_payload
+
+__all__ = [
+    "ProgressReporter",
+    "handler",
+    "make_handler",
+    "make_stream_handler",
+    "set_runtime",
+    "stream_handler",
+]
+
+logger = logging.getLogger("handlers.worker.handler")
+
+ProgressReporter = Callable[[Mapping[str, Any], dict[str, Any]], None]
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+StreamHandler = Callable[[dict[str, Any]], AsyncGenerator[dict[str, Any], None]]
+
+_runtime: WorkerRuntime | None = None
+
+
+def set_runtime(runtime: WorkerRuntime | None) -> None:
+    """The runtime the module-level handlers use (``__main__`` sets it; ``None`` builds one from the environment
+    on the first job)."""
+    global _runtime  # noqa: PLW0603 (one runtime per process is the point)
+    _runtime = runtime
+
+
+def _default_runtime() -> WorkerRuntime:
+    global _runtime  # noqa: PLW0603
+    if _runtime is None:
+        _runtime = WorkerRuntime(WorkerConfig.from_env())
+    return _runtime
+
+
+def runpod_progress(job: Mapping[str, Any], progress: dict[str, Any]) -> None:
+    """Best effort, as the SDK's own call is: a failed progress post must never fail the job."""
+    import runpod  # noqa: PLC0415 (1.8 s import: only inside the SDK worker)
+
+    try:
+        runpod.serverless.progress_update(dict(job), progress)
+    except Exception:  # the SDK's thread start or URL formatting; never the job's problem
+        logger.warning("progress_update failed", exc_info=True)
+
+
+def _event_payload(event: Any, *, keep_inline: bool) -> dict[str, Any]:
+    payload: dict[str, Any] = event.model_dump(mode="json", exclude_none=True)
+    if not keep_inline and isinstance(payload.get("output"), dict):
+        payload["output"].pop("base64", None)  # the final result carries it; one copy is enough
+    return payload
+
+
+def make_handler(
+    runtime: Callable[[], WorkerRuntime] | WorkerRuntime, progress: ProgressReporter = runpod_progress
+) -> Handler:
+    """A result-mode handler over ``runtime`` (or a function giving it), reporting progress with ``progress``."""
+
+    async def run(job: dict[str, Any]) -> dict[str, Any]:
+        current = runtime if isinstance(runtime, WorkerRuntime) else runtime()
+        final: Finished | None = None
+        async with contextlib.aclosing(current.run_job(job)) as events:
+            async for event in events:
+                if isinstance(event, Finished):
+                    final = event
+                else:
+                    progress(job, _event_payload(event, keep_inline=False))
+        assert final is not None, "the core always ends with Finished"
+        payload, trimmed = fit_payload(final.payload(), MAX_RESULT_BYTES)
+        if trimmed:
+            logger.warning("result trimmed to fit RunPod's payload limit (inline base64 dropped)")
+        return payload
+
+    return run
+
+
+def make_stream_handler(runtime: Callable[[], WorkerRuntime] | WorkerRuntime) -> StreamHandler:
+    """A streaming handler: every event is a chunk; the last is the result or ``{"error": ...}``."""
+
+    async def run(job: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        current = runtime if isinstance(runtime, WorkerRuntime) else runtime()
+        async with contextlib.aclosing(current.run_job(job)) as events:
+            async for event in events:
+                chunk = event.payload() if isinstance(event, Finished) else _event_payload(event, keep_inline=False)
+                fitted, _trimmed = fit_payload(chunk, MAX_STREAM_CHUNK_BYTES)
+                yield fitted
+
+    return run
+
+
+_result_handler = make_handler(_default_runtime)
+_stream_handler = make_stream_handler(_default_runtime)
+
+
+async def handler(job: dict[str, Any]) -> dict[str, Any]:
+    """The RunPod handler (result mode): ``runpod.serverless.start({"handler": handler})``."""
+    return await _result_handler(job)
+
+
+async def stream_handler(job: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+    """The RunPod handler in streaming mode (``RELAY_STREAM``); start with ``return_aggregate_stream=True``."""
+    async with contextlib.aclosing(_stream_handler(job)) as chunks:
+        async for chunk in chunks:
+            yield chunk
