@@ -10,7 +10,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from handlers.cli import _aws, _convert, _emulate_comfyui, _emulate_runpod, _schema, _templates, _validate
+from handlers.cli import (
+    _aws,
+    _convert,
+    _demo,
+    _emulate_comfyui,
+    _emulate_runpod,
+    _jobs,
+    _local,
+    _run,
+    _schema,
+    _templates,
+    _validate,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -28,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     _validate.register(commands)
     _schema.register(commands)
     _aws.register(commands)
+    _local.register(commands)
+    _demo.register(commands)
+    _run.register(commands)
+    _jobs.register(commands)
     _templates.register(commands)
     return parser
 

@@ -1,0 +1,165 @@
+"""Build a job's ``input`` from the command line, and check it here before anything is sent.
+
+``TARGET`` is a workflow file (API or UI format) or a template name (``image/sdxl-basic``). ``--param k=v`` values
+are typed by the template's parameter schema (``"12"`` becomes 12 for an ``int``); parameters a template does not
+type (placeholders of a bare workflow) are read as JSON when they parse as a number, boolean, list or object, and
+as text otherwise. ``--media name=path|url`` inlines a local file (base64) or passes a URL / ``s3://`` URI.
+
+Every problem is reported at once as the same structured :class:`JobError` a worker would return.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import mimetypes
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from handlers.contract import ErrorCode, JobError, JobInput, Problem, validation_problems
+
+__all__ = ["JobInputError", "build_job_input", "parse_assignments", "untyped_value"]
+
+#: Types whose command-line text is the value itself (never read as JSON).
+_TEXT_TYPES = frozenset({"string", "choice", "image", "mask", "audio", "video"})
+
+
+class JobInputError(Exception):
+    """The job cannot be built or would be rejected; ``error`` is the structured reason."""
+
+    def __init__(self, error: JobError) -> None:
+        super().__init__(error.summary())
+        self.error = error
+
+
+def _invalid(problems: list[Problem], code: ErrorCode = ErrorCode.INVALID_INPUT) -> JobInputError:
+    shown = "; ".join(str(p) for p in problems[:3])
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return JobInputError(JobError(code=code, message=shown + more, problems=problems))
+
+
+def parse_assignments(items: Iterable[str], option: str, path: str) -> dict[str, str]:
+    """``["k=v", ...]`` as a dict; a malformed or repeated item is a problem at ``path``."""
+    values: dict[str, str] = {}
+    problems = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            problems.append(Problem(path=path, message=f"{option} {item!r}: expected NAME=VALUE"))
+        elif key in values:
+            problems.append(Problem(path=f"{path}.{key}", message=f"given twice with {option}"))
+        else:
+            values[key] = value
+    if problems:
+        raise _invalid(problems)
+    return values
+
+
+def untyped_value(text: str) -> Any:
+    """A value no schema types: JSON when it is a number, boolean, null, list or object, else the text itself."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return text if isinstance(value, str) else value
+
+
+def _media_item(name: str, source: str, cwd: Path) -> dict[str, Any]:
+    if source.startswith(("http://", "https://")):
+        return {"name": name, "url": source}
+    if source.startswith("s3://"):
+        return {"name": name, "s3": source}
+    path = (cwd / source).expanduser()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _invalid(
+            [Problem(path=f"input.media.{name}", message=f"cannot read {path}: {exc.strerror or exc}")]
+        ) from None
+    item: dict[str, Any] = {"name": name, "base64": base64.b64encode(data).decode()}
+    mime = mimetypes.guess_type(path.name)[0]
+    if mime:
+        item["mime"] = mime
+    return item
+
+
+def _load_workflow(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text())
+    except OSError as exc:
+        raise _invalid([Problem(path="input.workflow", message=f"cannot read {path}: {exc.strerror or exc}")]) from None
+    except ValueError as exc:
+        raise _invalid([Problem(path="input.workflow", message=f"{path} is not JSON: {exc}")]) from None
+    if not isinstance(document, dict):
+        raise _invalid([Problem(path="input.workflow", message=f"{path} holds no JSON object")])
+    # A file saved from the template library or an API call may wrap the graph.
+    inner = document.get("prompt") if "prompt" in document else document.get("workflow")
+    return inner if isinstance(inner, dict) else document
+
+
+def _typed_params(params: Mapping[str, str], types: Mapping[str, str]) -> dict[str, Any]:
+    return {k: (v if types.get(k) in _TEXT_TYPES else untyped_value(v)) for k, v in params.items()}
+
+
+def build_job_input(
+    target: str,
+    *,
+    character: str | None = None,
+    params: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+    media: Mapping[str, str] | None = None,
+    workflows_root: Path | None = None,
+    cwd: Path | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The job's ``input`` document. Raises :class:`JobInputError` with every problem found."""
+    from handlers.workflow import (  # noqa: PLC0415 - the workflow package pulls in pydantic models
+        BindingError,
+        TemplateError,
+        bind,
+        bind_template,
+        default_workflows_dir,
+        load_template,
+    )
+
+    cwd = cwd or Path.cwd()
+    params = dict(params or {})
+    overrides_typed = {k: untyped_value(v) for k, v in (overrides or {}).items()}
+    items = [_media_item(name, source, cwd) for name, source in (media or {}).items()]
+    document: dict[str, Any] = {"params": {}, "overrides": overrides_typed, "media": items, **(extra or {})}
+    file = (cwd / target).expanduser()
+    media_names = [item["name"] for item in items]
+    try:
+        if file.is_file() or target.endswith(".json"):
+            if character is not None:
+                raise _invalid([Problem(path="input.character", message="applies only with a template name")])
+            graph = _load_workflow(file)
+            document["workflow"] = graph
+            typed = {k: untyped_value(v) for k, v in params.items()}
+            document["params"] = typed
+            from handlers.contract import GraphFormat, graph_format  # noqa: PLC0415
+
+            if graph_format(graph) is GraphFormat.API:
+                bind(graph, typed, overrides_typed, media_names=media_names)
+        else:
+            document["template"] = target
+            if character is not None:
+                document["character"] = character
+            template = load_template(workflows_root or default_workflows_dir(), target, character=character)
+            types = {p.name: p.type.value for p in template.manifest.params} if template.manifest else {}
+            bound = bind_template(template, _typed_params(params, types), overrides_typed, media_names=media_names)
+            # Send what the schema made of each given value (e.g. 20, not "20"), so the worker sees typed JSON.
+            document["params"] = {k: bound.params.get(k, v) for k, v in _typed_params(params, types).items()}
+    except BindingError as exc:
+        raise JobInputError(exc.to_job_error()) from None
+    except TemplateError as exc:
+        raise JobInputError(JobError(code=exc.code, message=exc.message, problems=exc.problems)) from None
+    try:
+        JobInput.model_validate(document)
+    except ValidationError as exc:
+        raise _invalid(validation_problems(exc)) from None
+    return document

@@ -1,0 +1,250 @@
+"""``comfy-relay enqueue`` and ``comfy-relay jobs watch``: the dispatch side, through its queue and its job records.
+
+``enqueue`` sends one queue message (``{"job_id", "input", ...}``, checked here first) to the job queue: the queue
+URL comes from ``--queue-url``, ``$RELAY_QUEUE_URL``, or the local stack. ``jobs watch`` follows job records in the
+DynamoDB jobs table (``--table``, ``$RELAY_JOBS_TABLE``, or the local stack's) in a live table: given job ids, until
+they all end (exit 0 only if they all succeeded); without, the most recently updated jobs until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from handlers.cli._console import console, error_console
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+__all__ = ["TERMINAL_RECORD_STATES", "record_row", "register"]
+
+TERMINAL_RECORD_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "REJECTED"})
+_WATCH_LIMIT = 20
+_STATE_STYLES = {"SUCCEEDED": "green", "FAILED": "red", "REJECTED": "red", "TIMED_OUT": "red", "CANCELLED": "yellow"}
+
+
+class _Unconfigured(Exception):
+    pass
+
+
+def _local_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--local", action="store_true", help="use the local stack even if AWS variables are set")
+    parser.add_argument("--state-dir", type=Path, default=None, help="local stack state folder (default .comfy-relay/)")
+
+
+def register(commands: Any) -> None:
+    enqueue: argparse.ArgumentParser = commands.add_parser(
+        "enqueue",
+        help="send a job to the dispatch queue (SQS)",
+        description="Send one job message to the job queue; on_queue validates it, records it and submits it.",
+    )
+    enqueue.add_argument("target", metavar="TARGET", help="workflow JSON file, or template name <kind>/<name>")
+    enqueue.add_argument("--character")
+    enqueue.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE")
+    enqueue.add_argument("--override", action="append", default=[], metavar="NODE.INPUT=VALUE")
+    enqueue.add_argument("--media", action="append", default=[], metavar="NAME=PATH|URL")
+    enqueue.add_argument("--job-id", help="idempotency key (default: derived from the SQS message id)")
+    enqueue.add_argument("--priority", choices=["low", "normal", "high"], default=None)
+    enqueue.add_argument("--queue-url", default=None, help="default: $RELAY_QUEUE_URL, else the local stack's")
+    enqueue.add_argument("--json", action="store_true")
+    _local_arguments(enqueue)
+    enqueue.set_defaults(run=_enqueue)
+
+    jobs = commands.add_parser("jobs", help="job records of the dispatch side (DynamoDB)")
+    actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    watch = actions.add_parser("watch", help="follow job records live")
+    watch.add_argument("job_ids", nargs="*", metavar="JOB", help="jobs to follow until they end (default: recent)")
+    watch.add_argument("--table", default=None, help="default: $RELAY_JOBS_TABLE, else the local stack's")
+    watch.add_argument("--interval", type=float, default=0.5, metavar="S", help="seconds between reads (0.5)")
+    watch.add_argument("--timeout", type=float, default=600.0, metavar="S", help="give up after (600)")
+    watch.add_argument("--once", action="store_true", help="print the records once and exit")
+    watch.add_argument("--json", action="store_true", help="print each record as a JSON line when it changes")
+    _local_arguments(watch)
+    watch.set_defaults(run=_watch)
+
+
+def _aws(args: argparse.Namespace, service: Literal["sqs", "dynamodb"], setting: str) -> tuple[Any, str]:
+    """A boto3 client and the named setting (queue URL or table): from the flags and environment, else from the
+    local stack (whose moto endpoint and credentials are used)."""
+    import boto3  # noqa: PLC0415
+
+    from handlers.local.stack import default_state_dir, read_state  # noqa: PLC0415
+
+    explicit = getattr(args, "queue_url" if setting == "RELAY_QUEUE_URL" else "table", None)
+    if not args.local and (explicit or os.environ.get(setting)):
+        return boto3.session.Session().client(service), explicit or os.environ[setting]
+    state_dir = (args.state_dir or default_state_dir()).resolve()
+    info = read_state(state_dir)
+    if info is None:
+        raise _Unconfigured(
+            f"set {setting} (and the AWS variables), or start the local stack with `comfy-relay local up` "
+            f"(no stack in {state_dir})"
+        )
+    env = info.client_env
+    if setting not in env:
+        raise _Unconfigured(f"the local stack has no {setting}: it runs without the dispatch side")
+    session = boto3.session.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )
+    return session.client(service, endpoint_url=env["AWS_ENDPOINT_URL"]), explicit or env[setting]
+
+
+def _enqueue(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from handlers.cli._follow import print_job_error  # noqa: PLC0415
+    from handlers.cli._job_input import JobInputError, build_job_input, parse_assignments  # noqa: PLC0415
+    from handlers.contract import ErrorCode, JobError, QueueMessage, validation_problems  # noqa: PLC0415
+
+    err = error_console()
+    try:
+        job_input = build_job_input(
+            args.target,
+            character=args.character,
+            params=parse_assignments(args.param, "--param", "input.params"),
+            overrides=parse_assignments(args.override, "--override", "input.overrides"),
+            media=parse_assignments(args.media, "--media", "input.media"),
+        )
+        message: dict[str, Any] = {"input": job_input}
+        if args.job_id:
+            message["job_id"] = args.job_id
+        if args.priority:
+            message["priority"] = args.priority
+        try:
+            QueueMessage.model_validate(message)
+        except ValidationError as exc:
+            problems = validation_problems(exc, root="")
+            raise JobInputError(
+                JobError(code=ErrorCode.INVALID_INPUT, message="; ".join(map(str, problems[:3])), problems=problems)
+            ) from None
+    except JobInputError as exc:
+        print_job_error(err, exc.error.model_dump(mode="json", exclude_none=True), prefix="message rejected")
+        return 2
+    try:
+        sqs, queue_url = _aws(args, "sqs", "RELAY_QUEUE_URL")
+        sent = sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(message, separators=(",", ":")))
+    except _Unconfigured as exc:
+        err.print(f"comfy-relay enqueue: {exc}", markup=False)
+        return 1
+    except Exception as exc:  # botocore's errors (no credentials, unknown queue, network): one line, no traceback
+        err.print(f"comfy-relay enqueue: sending to the queue failed: {exc}", markup=False)
+        return 1
+    answer = {"message_id": sent["MessageId"], "job_id": args.job_id, "queue_url": queue_url}
+    if args.json:
+        sys.stdout.write(json.dumps(answer) + "\n")
+    else:
+        who = f"job {args.job_id}" if args.job_id else "job (id derived from the message id)"
+        console().print(f"enqueued {who}: message {sent['MessageId']} on {queue_url}", markup=False)
+    return 0
+
+
+def record_row(record: Mapping[str, Any]) -> list[str]:
+    """One table row: job, state, attempt, progress, outputs, error."""
+    progress = record.get("progress") if isinstance(record.get("progress"), Mapping) else None
+    shown = ""
+    if progress is not None:
+        shown = f"{float(progress.get('percent', 0.0)):5.1f}%"
+        if progress.get("node_title"):
+            shown += f" {progress['node_title']}"
+        if progress.get("step") is not None and progress.get("step_max"):
+            shown += f" {progress['step']}/{progress['step_max']}"
+    error = record.get("error") if isinstance(record.get("error"), Mapping) else None
+    return [
+        str(record.get("job_id", "")),
+        str(record.get("state", "")),
+        str(record.get("attempt", "")),
+        shown,
+        str(len(record.get("outputs") or [])),
+        f"{error.get('code')}: {error.get('message')}" if error else "",
+    ]
+
+
+def _table(records: list[dict[str, Any]]) -> Table:
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title="job records", expand=False)
+    for column in ("job", "state", "attempt", "progress", "outputs", "error"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        row = record_row(record)
+        style = _STATE_STYLES.get(row[1])
+        table.add_row(*row, style=style)
+    return table
+
+
+def _read(dynamodb: Any, table: str, job_ids: list[str]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    if job_ids:
+        for job_id in job_ids:
+            answer = dynamodb.get_item(TableName=table, Key={"job_id": {"S": job_id}}, ConsistentRead=True)
+            item = answer.get("Item")
+            items.append(item if item else {"record": {"S": json.dumps({"job_id": job_id, "state": "(no record)"})}})
+    else:
+        pages = dynamodb.get_paginator("scan").paginate(
+            TableName=table, ProjectionExpression="#r", ExpressionAttributeNames={"#r": "record"}
+        )
+        for page in pages:
+            items.extend(page.get("Items", []))
+    records = [json.loads(item["record"]["S"]) for item in items if "record" in item]
+    if not job_ids:
+        records.sort(key=lambda r: r.get("updated_at_ms", 0), reverse=True)
+        records = records[:_WATCH_LIMIT]
+    return records
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from rich.live import Live  # noqa: PLC0415
+
+    err = error_console()
+    try:
+        dynamodb, table = _aws(args, "dynamodb", "RELAY_JOBS_TABLE")
+    except _Unconfigured as exc:
+        err.print(f"comfy-relay jobs watch: {exc}", markup=False)
+        return 1
+    try:
+        records = _read(dynamodb, table, args.job_ids)
+    except Exception as exc:  # botocore: missing table, credentials, network
+        err.print(f"comfy-relay jobs watch: reading table {table} failed: {exc}", markup=False)
+        return 1
+
+    def finished(current: list[dict[str, Any]]) -> bool:
+        return bool(args.job_ids) and all(r.get("state") in TERMINAL_RECORD_STATES for r in current)
+
+    def outcome(current: list[dict[str, Any]]) -> int:
+        if args.job_ids and not all(r.get("state") == "SUCCEEDED" for r in current):
+            return 1
+        return 0
+
+    if args.json:
+        seen: dict[str, int] = {}
+        deadline = time.monotonic() + args.timeout
+        while True:
+            for record in records:
+                key = str(record.get("job_id"))
+                if seen.get(key) != record.get("version", -1):
+                    seen[key] = int(record.get("version", -1))
+                    sys.stdout.write(json.dumps(record) + "\n")
+                    sys.stdout.flush()
+            if args.once or finished(records) or time.monotonic() >= deadline:
+                return outcome(records)
+            time.sleep(args.interval)
+            records = _read(dynamodb, table, args.job_ids)
+    out = console()
+    if args.once:
+        out.print(_table(records))
+        return outcome(records)
+    deadline = time.monotonic() + args.timeout
+    with Live(_table(records), console=out, refresh_per_second=8) as live:
+        while not finished(records) and time.monotonic() < deadline:
+            time.sleep(args.interval)
+            records = _read(dynamodb, table, args.job_ids)
+            live.update(_table(records))
+    return outcome(records)

@@ -1,0 +1,34 @@
+"""The embedded local stack: moto, the ComfyUI and RunPod emulators, SDK workers and the Lambda event sources, run
+and supervised on loopback (``comfy-relay local up``)."""
+
+from handlers.local.stack._config import DEFAULT_PORT_BASE, Component, StackConfig, StackPorts, free_port
+from handlers.local.stack._health import StackError, check_port_free, wait_healthy
+from handlers.local.stack._models import place_model_files
+from handlers.local.stack._stack import AWS_TEST_CREDENTIALS, LocalStack, dispatch_available, worker_available
+from handlers.local.stack._state import STATE_FILE, StackInfo, default_state_dir, pid_alive, read_state
+from handlers.local.stack._supervisor import Child, ChildState, Supervisor, SupervisorLimits
+
+__all__ = [
+    "AWS_TEST_CREDENTIALS",
+    "DEFAULT_PORT_BASE",
+    "STATE_FILE",
+    "Child",
+    "ChildState",
+    "Component",
+    "LocalStack",
+    "StackConfig",
+    "StackError",
+    "StackInfo",
+    "StackPorts",
+    "Supervisor",
+    "SupervisorLimits",
+    "check_port_free",
+    "default_state_dir",
+    "dispatch_available",
+    "free_port",
+    "pid_alive",
+    "place_model_files",
+    "read_state",
+    "wait_healthy",
+    "worker_available",
+]

@@ -1,0 +1,35 @@
+"""``comfy-relay demo`` end to end, as a subprocess on a fresh local stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.cli.conftest import CliRunner
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_runs_templates_both_ways_and_saves_outputs(run_cli: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "outputs"
+    result = run_cli("demo", "--port-base", "0", "--state-dir", str(tmp_path / "state"), "--out", str(out))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All 3 jobs succeeded." in result.stdout
+    saved: dict[str, list[str]] = {path.parent.name: [] for path in out.rglob("*.png")}
+    for path in out.rglob("*.png"):
+        saved[path.parent.name].append(path.name)
+        assert path.read_bytes().startswith(PNG_SIGNATURE)
+    # Through RunPod's /run: a template, and a job with three output nodes; through SQS: a template.
+    assert sorted(saved) == ["queue-template", "run-multi", "run-template"]
+    assert sorted(saved["run-multi"]) == ["seed-a-2x_00001_.png", "seed-a_00001_.png", "seed-b_00001_.png"]
+    # The multi-output job's outputs were streamed one by one while it ran.
+    assert result.stdout.count("two seeds + upscale via RunPod /run: output of [") == 3
+    # The stack it started is gone: its state file was removed on the way out.
+    assert not (tmp_path / "state" / "stack.json").exists()
+
+
+def test_demo_reuses_a_running_stack(run_cli: CliRunner, local_stack: Path, tmp_path: Path) -> None:
+    result = run_cli("demo", "--state-dir", str(local_stack), "--out", str(tmp_path / "outputs"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Reusing the local stack" in result.stdout
+    assert (local_stack / "stack.json").exists()  # it is not ours to stop

@@ -1,0 +1,108 @@
+"""Building a job's input from command-line arguments: typing, media, and every problem reported at once."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from handlers.cli._follow import job_error_from_status, print_job_error, result_outputs
+from handlers.cli._job_input import JobInputError, build_job_input, parse_assignments, untyped_value
+from handlers.contract import ErrorCode
+
+
+def test_template_params_are_typed_by_the_schema() -> None:
+    document = build_job_input(
+        "image/sdxl-basic", params={"prompt": "42", "steps": "12", "cfg": "6.5", "sampler": "euler"}
+    )
+    assert document["template"] == "image/sdxl-basic"
+    # "42" stays text for a string parameter; numbers become numbers.
+    assert document["params"] == {"prompt": "42", "steps": 12, "cfg": 6.5, "sampler": "euler"}
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(JobInputError) as caught:
+        build_job_input("image/sdxl-basic", params={"width": "x", "nope": "1"})
+    error = caught.value.error
+    assert error.code is ErrorCode.INVALID_INPUT
+    paths = sorted(p.path for p in error.problems)
+    assert paths == ["input.params.nope", "input.params.prompt", "input.params.width"]
+
+
+def test_media_files_are_inlined_and_urls_passed(tmp_path: Path) -> None:
+    (tmp_path / "face.png").write_bytes(b"\x89PNG-ish")
+    document = build_job_input(
+        "image/blur",
+        params={"image": "face"},
+        media={"face": "face.png", "other": "https://example.com/a.png"},
+        cwd=tmp_path,
+    )
+    face, other = document["media"]
+    assert face == {"name": "face", "base64": base64.b64encode(b"\x89PNG-ish").decode(), "mime": "image/png"}
+    assert other == {"name": "other", "url": "https://example.com/a.png"}
+
+
+def test_an_unreadable_media_file_is_a_problem(tmp_path: Path) -> None:
+    with pytest.raises(JobInputError, match=r"input\.media\.face: cannot read"):
+        build_job_input("image/blur", params={"image": "face"}, media={"face": "missing.png"}, cwd=tmp_path)
+
+
+def test_workflow_files_and_untyped_placeholders(tmp_path: Path) -> None:
+    graph = {"1": {"class_type": "PrimitiveInt", "inputs": {"value": "{{n}}"}}}
+    (tmp_path / "w.json").write_text(json.dumps({"prompt": graph}))
+    document = build_job_input("w.json", params={"n": "7"}, overrides={"1.value": "8"}, cwd=tmp_path)
+    assert document["workflow"] == graph
+    assert document["params"] == {"n": 7}
+    assert document["overrides"] == {"1.value": 8}
+    with pytest.raises(JobInputError, match="not JSON"):
+        (tmp_path / "bad.json").write_text("{")
+        build_job_input("bad.json", cwd=tmp_path)
+
+
+def test_assignments_and_untyped_values() -> None:
+    assert parse_assignments(["a=1", "b=x=y"], "--param", "input.params") == {"a": "1", "b": "x=y"}
+    with pytest.raises(JobInputError) as caught:
+        parse_assignments(["a", "b=1", "b=2"], "--param", "input.params")
+    assert [p.path for p in caught.value.error.problems] == ["input.params", "input.params.b"]
+    assert untyped_value("12") == 12
+    assert untyped_value("true") is True
+    assert untyped_value("[1, 2]") == [1, 2]
+    assert untyped_value("hello") == "hello"
+    assert untyped_value('"quoted"') == '"quoted"'
+
+
+def test_results_and_errors_from_status_answers() -> None:
+    result = {"job_id": "j", "outputs": [{"node_id": "9", "kind": "image"}]}
+    assert result_outputs({"status": "COMPLETED", "output": result}) == result["outputs"]
+    streamed = [{"type": "progress", "percent": 50}, result]
+    assert result_outputs({"status": "COMPLETED", "output": streamed}) == result["outputs"]
+    details = {"code": "execution_failed", "message": "boom", "execution": {"node_id": "3", "node_type": "KSampler"}}
+    assert job_error_from_status({"status": "FAILED", "output": {"details": details}}) == details
+    assert job_error_from_status({"status": "FAILED", "error": "workflow_invalid: node 3 bad"}) == {
+        "code": "workflow_invalid",
+        "message": "node 3 bad",
+    }
+    assert job_error_from_status({"status": "TIMED_OUT"})["code"] == "timed_out"
+
+
+def test_printed_errors_name_the_failing_node_and_input() -> None:
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    print_job_error(
+        console,
+        {
+            "code": "workflow_invalid",
+            "message": "1 node input failed",
+            "node_errors": [{"node_id": "3", "class_type": "KSampler", "input": "steps", "type": "t", "message": "m"}],
+            "execution": {"node_id": "8", "node_type": "VAEDecode", "exception_type": "OOM", "exception_message": "x"},
+            "problems": [{"path": "input.params.width", "message": "must be <= 4096"}],
+        },
+    )
+    text = console.export_text()
+    assert "error: workflow_invalid: 1 node input failed" in text
+    assert "node 3 (KSampler) input steps: t: m" in text
+    assert "node 8 (VAEDecode) raised OOM: x" in text
+    assert "input.params.width: must be <= 4096" in text

@@ -1,0 +1,33 @@
+"""The package's public surface (``__all__`` order is ruff's RUF022: constants, classes, functions)."""
+
+from __future__ import annotations
+
+import handlers.local.stack
+
+
+def test_public_surface() -> None:
+    assert handlers.local.stack.__all__ == [
+        "AWS_TEST_CREDENTIALS",
+        "DEFAULT_PORT_BASE",
+        "STATE_FILE",
+        "Child",
+        "ChildState",
+        "Component",
+        "LocalStack",
+        "StackConfig",
+        "StackError",
+        "StackInfo",
+        "StackPorts",
+        "Supervisor",
+        "SupervisorLimits",
+        "check_port_free",
+        "default_state_dir",
+        "dispatch_available",
+        "free_port",
+        "pid_alive",
+        "place_model_files",
+        "read_state",
+        "wait_healthy",
+        "worker_available",
+    ]
+    assert all(hasattr(handlers.local.stack, name) for name in handlers.local.stack.__all__)
