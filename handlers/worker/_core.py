@@ -60,7 +60,19 @@ from handlers.worker._publish import OutputPublisher
 from handlers.worker._staging import InputStager, JobFiles, MediaFetcher, MediaLimits, job_files, rewrite_media_refs
 from handlers.worker._storage import OutputStore, S3OutputStore, UploadFailed, UploadSettings
 from handlers.worker._supervisor import ComfyProcess
-from handlers.workflow import BoundWorkflow, Catalogue, bind, bind_template, load_template, ui_to_api, validate
+from handlers.workflow import (
+    BoundWorkflow,
+    Catalogue,
+    apply_edits,
+    bind,
+    bind_template,
+    load_template,
+    merge_variants,
+    prepare_speech_params,
+    split_edit_params,
+    ui_to_api,
+    validate,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -417,18 +429,24 @@ class _JobRun:
             await self.runtime.comfy.delete_from_history([self.prompt_id])
 
     async def _resolve(self) -> BoundWorkflow:
+        """Bind the job's parameters, apply its graph edits, and fold a seed batch into one graph (one prompt)."""
         job = self.job
         names = [m.name for m in job.media]
         if job.template is not None:
             template = await asyncio.to_thread(load_template, self.config.workflows_dir, job.template, job.character)
-            bound = bind_template(template, job.params, job.overrides, media_names=names)
+            edits, params = split_edit_params(job.params, template.params())
+            params = prepare_speech_params(params, template.kind)
+            bound = bind_template(template, params, job.overrides, media_names=names)
+            variants = apply_edits(bound, edits, profile=template.profile, media_names=names)
         else:
             assert job.workflow is not None
             graph: Mapping[str, Any] = job.workflow
             if job.workflow_format is not None and job.workflow_format.value == "ui":
                 graph = ui_to_api(job.workflow, await self.runtime.catalogue())
-            bound = bind(graph, job.params, job.overrides, media_names=names)
-        return bound
+            edits, params = split_edit_params(job.params)
+            bound = bind(graph, params, job.overrides, media_names=names)
+            variants = apply_edits(bound, edits, media_names=names)
+        return merge_variants(variants)
 
     async def _execute(self, bound: BoundWorkflow, store: OutputStore, deadline: float) -> JobResult:
         catalogue = await self.runtime.catalogue()

@@ -67,6 +67,7 @@ from handlers.workflow._templates import (
 )
 from handlers.workflow._tts_text import chunk_text, prepare_tts_text, split_sentences
 from handlers.workflow._validate import ValidationIssue, ValidationReport, validate
+from handlers.workflow._variants import merge_variants, variant_node_id
 
 __all__ = [
     "EDIT_PARAMS",
@@ -119,6 +120,7 @@ __all__ = [
     "list_templates",
     "load_character",
     "load_template",
+    "merge_variants",
     "parse_aspect_ratio",
     "prepare_speech_params",
     "prepare_tts_text",
@@ -132,5 +134,6 @@ __all__ = [
     "split_sentences",
     "ui_to_api",
     "validate",
+    "variant_node_id",
     "with_custom_nodes",
 ]

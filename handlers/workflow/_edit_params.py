@@ -7,7 +7,7 @@ template's). The worker's path is::
     edits, params = split_edit_params(job.params, template.params())
     bound = bind_template(template, params, job.overrides, media_names=names)   # the one binding mechanism
     variants = apply_edits(bound, edits, profile=template.profile, media_names=names)
-    graphs = [v.with_staged(staged) for v in variants]                          # queued together
+    graph = merge_variants(variants).with_staged(staged)                        # one prompt for the whole batch
 
 Every problem is a :class:`BindingError` (``invalid_input``) with a path under ``input.params``.
 """

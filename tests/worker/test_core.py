@@ -162,6 +162,41 @@ async def test_a_template_with_a_character_binds_its_defaults_and_the_overrides(
     assert {e.step_max for e in steps} == {2} and steps[-1].node_id == "3"
 
 
+async def test_a_seed_batch_is_one_prompt_with_an_image_per_seed(runtime: WorkerRuntime, comfy: Comfy) -> None:
+    job = {
+        "template": "image/sdxl-basic",
+        "params": {"prompt": "a lighthouse", "width": 64, "height": 64, "steps": 2, "seeds": [1, 2]},
+    }
+    _events, final = await collect(runtime, {"id": "batch-1", "input": job})
+    result = result_of(final)
+    assert [o.kind for o in result.outputs] == [OutputKind.IMAGE, OutputKind.IMAGE]
+    assert sorted(o.node_id for o in result.outputs) == ["2:9", "9"]
+    assert len({o.sha256 for o in result.outputs}) == 2  # two seeds, two different images
+    # Seeds per variant: variant 1's sampler keeps its id, variant 2's is its copy.
+    assert [(s.node_id, s.value) for s in result.seeds] == [("3", 1), ("2:3", 2)]
+    graph = history(comfy, result.prompt_id or "")["prompt"][2]
+    # One prompt: the loader and the encoders once, sampler, decode and save once per seed.
+    assert sorted(graph) == ["2:3", "2:8", "2:9", "3", "4", "5", "6", "7", "8", "9"]
+    assert graph["2:3"]["inputs"]["seed"] == 2 and graph["2:3"]["inputs"]["model"] == ["4", 0]
+
+
+async def test_aspect_ratio_changes_the_output_size(runtime: WorkerRuntime) -> None:
+    job = {
+        "template": "image/sdxl-basic",
+        "params": {"prompt": "a lighthouse", "steps": 1, "aspect_ratio": "2:1", "megapixels": 0.01},
+    }
+    _events, final = await collect(runtime, {"id": "wide-1", "input": job})
+    (output,) = result_of(final).outputs
+    assert (output.width, output.height) == (128, 64)
+
+
+async def test_a_bad_edit_parameter_is_invalid_input_with_its_path(runtime: WorkerRuntime) -> None:
+    job = {"workflow": sampler_graph(), "params": {"count": 99}}
+    _events, final = await collect(runtime, {"id": "bad-edit", "input": job})
+    assert final.error is not None and final.error.code is ErrorCode.INVALID_INPUT
+    assert [p.path for p in final.error.problems] == ["input.params.count"]
+
+
 async def test_a_ui_workflow_is_converted_with_the_live_catalogue(runtime: WorkerRuntime) -> None:
     ui = {
         "last_node_id": 2,
