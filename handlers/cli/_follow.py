@@ -165,6 +165,14 @@ def job_error_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
     output = status.get("output")
     if isinstance(output, Mapping) and isinstance(output.get("details"), Mapping):
         return dict(output["details"])
+    if isinstance(output, list):  # a streaming worker's aggregated chunks: its details chunk precedes the error
+        for chunk in reversed(output):
+            if (
+                isinstance(chunk, Mapping)
+                and chunk.get("type") == "error"
+                and isinstance(chunk.get("details"), Mapping)
+            ):
+                return dict(chunk["details"])
     error = status.get("error")
     if isinstance(error, str):
         code, sep, message = error.partition(": ")

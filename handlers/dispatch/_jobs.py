@@ -391,7 +391,7 @@ class JobService:
             return record
         if target is JobState.SUCCEEDED:
             return self._finish(record, status, runpod_id)
-        error = status.job_error() or JobError(code=ErrorCode.INTERNAL, message=f"RunPod reports {status.status}")
+        error = _job_error(status) or JobError(code=ErrorCode.INTERNAL, message=f"RunPod reports {status.status}")
         error = error.model_copy(update={"job_id": record.job_id})
         if self._will_retry(record, status, error):
             if record.error == error:
@@ -629,3 +629,15 @@ def _job_result(output: Any) -> JobResult | None:
             except ValidationError:
                 return None
     return None
+
+
+def _job_error(status: RunPodJobStatus) -> JobError | None:
+    """The worker's JobError: ``status.job_error()``, except that a streaming worker's details come in their own
+    chunk of the aggregated stream (``{"type": "error", "details": ...}``, the last such one), since RunPod keeps
+    only the string of the final ``{"error": ...}`` chunk."""
+    output = status.output
+    if status.status is RunPodStatus.FAILED and isinstance(output, list):
+        for chunk in reversed(output):
+            if isinstance(chunk, dict) and chunk.get("type") == "error" and isinstance(chunk.get("details"), dict):
+                return JobError.from_runpod(status.error, {"details": chunk["details"]})
+    return status.job_error()

@@ -12,6 +12,7 @@ cheap, and tests call the handlers without the SDK.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any
@@ -22,6 +23,7 @@ from handlers.worker._events import MAX_RESULT_BYTES, MAX_STREAM_CHUNK_BYTES, Fi
 
 __all__ = [
     "ProgressReporter",
+    "fit_error_details",
     "handler",
     "make_handler",
     "make_stream_handler",
@@ -69,6 +71,33 @@ def _event_payload(event: Any, *, keep_inline: bool) -> dict[str, Any]:
     return payload
 
 
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")).encode())
+
+
+def fit_error_details(details: Mapping[str, Any], limit: int) -> dict[str, Any]:
+    """A JobError's details within ``limit`` bytes (with room for the chunk around them): the traceback goes
+    first, then problems and node errors from the end (the first ones say the most), then the message is cut."""
+    budget = limit - 64
+    fitted: dict[str, Any] = json.loads(json.dumps(details))
+    if _json_size(fitted) <= budget:
+        return fitted
+    execution = fitted.get("execution")
+    if isinstance(execution, dict):
+        execution.pop("traceback", None)
+    for key in ("problems", "node_errors"):
+        items = fitted.get(key)
+        while isinstance(items, list) and items and _json_size(fitted) > budget:
+            items.pop()
+    message = fitted.get("message")
+    if _json_size(fitted) > budget and isinstance(message, str):
+        excess = _json_size(fitted) - budget
+        fitted["message"] = message[: max(0, len(message) - excess - 1)] + "…"
+    if isinstance(execution, dict) and _json_size(fitted) > budget:
+        execution["exception_message"] = str(execution.get("exception_message", ""))[:1024]
+    return fitted
+
+
 def make_handler(
     runtime: Callable[[], WorkerRuntime] | WorkerRuntime, progress: ProgressReporter = runpod_progress
 ) -> Handler:
@@ -93,12 +122,20 @@ def make_handler(
 
 
 def make_stream_handler(runtime: Callable[[], WorkerRuntime] | WorkerRuntime) -> StreamHandler:
-    """A streaming handler: every event is a chunk; the last is the result or ``{"error": ...}``."""
+    """A streaming handler: every event is a chunk; the last is the result or ``{"error": ...}``, which follows
+    ``{"type": "error", "details": {...}}`` (the structured error the SDK would otherwise drop)."""
 
     async def run(job: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         current = runtime if isinstance(runtime, WorkerRuntime) else runtime()
         async with contextlib.aclosing(current.run_job(job)) as events:
             async for event in events:
+                if isinstance(event, Finished) and event.error is not None:
+                    # The SDK reduces a chunk holding "error" to its string: the details travel first, in a chunk
+                    # of their own (no "error" key, so it is streamed and aggregated like any other).
+                    payload = event.payload()
+                    yield {"type": "error", "details": fit_error_details(payload["details"], MAX_STREAM_CHUNK_BYTES)}
+                    yield {"error": payload["error"]}
+                    continue
                 chunk = event.payload() if isinstance(event, Finished) else _event_payload(event, keep_inline=False)
                 fitted, _trimmed = fit_payload(chunk, MAX_STREAM_CHUNK_BYTES)
                 yield fitted

@@ -85,6 +85,9 @@ def test_results_and_errors_from_status_answers() -> None:
         "message": "node 3 bad",
     }
     assert job_error_from_status({"status": "TIMED_OUT"})["code"] == "timed_out"
+    # A streaming worker: the details come in their own chunk of the aggregated output.
+    chunks = [{"type": "progress", "percent": 5.0}, {"type": "error", "details": details}]
+    assert job_error_from_status({"status": "FAILED", "output": chunks, "error": "x: y"}) == details
 
 
 def test_printed_errors_name_the_failing_node_and_input() -> None:

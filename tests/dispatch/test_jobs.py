@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from handlers.contract import ErrorCode, JobError, JobState, ProgressEvent, ProgressWebhookPayload, RunPodStatus
+from handlers.contract import (
+    ErrorCode,
+    JobError,
+    JobState,
+    NodeError,
+    ProgressEvent,
+    ProgressWebhookPayload,
+    RunPodStatus,
+)
 from handlers.dispatch._errors import RunPodRateLimited, RunPodUnavailable
 from handlers.dispatch._jobs import Disposition
 from handlers.dispatch._notify import MemoryNotifier
@@ -218,6 +226,35 @@ def test_non_retryable_failure_is_terminal_with_the_workers_error() -> None:
     )
     assert record is not None and record.state is JobState.FAILED
     assert record.error is not None and record.error.code is ErrorCode.EXECUTION_FAILED
+
+
+def test_streaming_worker_failure_records_the_details_chunk() -> None:
+    # A streaming worker yields the details in a chunk of their own, then {"error": ...}, which the SDK keeps
+    # only as the error string: RunPod's output is the aggregated list of the chunks before it.
+    world = World()
+    world.service.handle_message("m", message("job-1"))
+    error = JobError(
+        code=ErrorCode.WORKFLOW_INVALID,
+        message="node 3 cfg too big",
+        node_errors=[
+            NodeError(node_id="3", class_type="KSampler", input="cfg", type="value_bigger_than_max", message="x")
+        ],
+    ).to_runpod()
+    chunks = [{"type": "progress", "percent": 10.0}, {"type": "error", "details": error["details"]}]
+    record = world.webhook("rp-0", RunPodStatus.FAILED, "job-1", output=chunks, error=error["error"])
+    assert record is not None and record.state is JobState.FAILED
+    assert record.error is not None and record.error.code is ErrorCode.WORKFLOW_INVALID
+    assert [e.input for e in record.error.node_errors] == ["cfg"]
+    assert record.error.job_id == "job-1"
+
+
+def test_streaming_worker_failure_without_details_reads_the_error_string() -> None:
+    world = World()
+    world.service.handle_message("m", message("job-1"))
+    chunks = [{"type": "progress", "percent": 10.0}]
+    record = world.webhook("rp-0", RunPodStatus.FAILED, "job-1", output=chunks, error="execution_failed: OOM")
+    assert record is not None and record.error is not None
+    assert record.error.code is ErrorCode.EXECUTION_FAILED and record.error.message == "OOM"
 
 
 def test_retryable_failure_is_retried_by_the_reconciler_with_backoff() -> None:

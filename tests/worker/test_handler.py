@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from handlers.contract import JobError, JobResult
+from handlers.cli._follow import job_error_from_status
+from handlers.contract import ErrorCode, ExecutionFailure, JobError, JobResult, Problem
 from handlers.worker import WorkerRuntime, make_handler, make_stream_handler
 from handlers.worker._events import MAX_STREAM_CHUNK_BYTES
+from handlers.worker._handler import fit_error_details
 from tests.conftest import REPO
 from tests.worker._relay import Comfy, make_models, mixed_graph, runtime_for, sampler_graph, serve_comfy
 
@@ -81,7 +83,44 @@ async def test_stream_mode_yields_events_then_the_result(runtime: WorkerRuntime)
 
 async def test_stream_mode_ends_with_the_error(runtime: WorkerRuntime) -> None:
     chunks = [c async for c in make_stream_handler(runtime)({"id": "s-2", "input": {"template": "image/nope"}})]
-    assert chunks[-1]["error"].startswith("template_not_found: ")
+    assert chunks[-1] == {"error": chunks[-1]["error"]} and chunks[-1]["error"].startswith("template_not_found: ")
+    # The details travel in the chunk before it: the SDK keeps only the string of a chunk holding "error".
+    assert chunks[-2]["type"] == "error" and "error" not in chunks[-2]
+    assert JobError.model_validate(chunks[-2]["details"]).job_id == "s-2"
+
+
+async def test_stream_mode_streams_node_errors_before_the_error(runtime: WorkerRuntime) -> None:
+    graph = sampler_graph()
+    graph["3"]["inputs"]["cfg"] = 1000.0
+    chunks = [c async for c in make_stream_handler(runtime)({"id": "s-3", "input": {"workflow": graph}})]
+    details, last = chunks[-2:]
+    assert last["error"].startswith("workflow_invalid: ")
+    error = JobError.from_runpod(last["error"], details)
+    assert error.node_errors[0].input == "cfg" and error.job_id == "s-3"
+    # What RunPod keeps of the stream (every chunk before the error) is what dispatch and the CLI read.
+    assert (
+        job_error_from_status({"status": "FAILED", "output": chunks[:-1], "error": last["error"]})
+        == (details["details"])
+    )
+
+
+def test_error_details_are_fitted_to_the_chunk_limit() -> None:
+    problems = [Problem(path=f"input.params.p{i}", message="x" * 500) for i in range(4000)]
+    error = JobError(
+        code=ErrorCode.EXECUTION_FAILED,
+        message="m" * 2_000_000,
+        problems=problems,
+        execution=ExecutionFailure(node_id="3", exception_message="boom", traceback=["line\n"] * 10_000),
+    )
+    details = error.to_runpod()["details"]
+    fitted = fit_error_details(details, MAX_STREAM_CHUNK_BYTES)
+    assert len(json.dumps({"type": "error", "details": fitted}).encode()) <= MAX_STREAM_CHUNK_BYTES
+    kept = JobError.model_validate(fitted)
+    assert kept.code is ErrorCode.EXECUTION_FAILED and kept.execution is not None
+    assert kept.execution.exception_message == "boom" and kept.execution.traceback == []
+    assert not kept.problems and kept.message.startswith("mmm")
+    small = JobError(code=ErrorCode.INTERNAL, message="short").to_runpod()["details"]
+    assert fit_error_details(small, MAX_STREAM_CHUNK_BYTES) == small
 
 
 def test_importing_the_worker_does_not_import_runpod() -> None:

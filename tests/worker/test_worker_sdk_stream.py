@@ -63,6 +63,10 @@ def test_a_failure_ends_the_stream_with_the_error(runpod: Emulator, worker: tupl
     status = runpod.wait_status(job_id, "COMPLETED", "FAILED")
     assert status["status"] == "FAILED", status
     assert status["error"].startswith("template_not_found: ")
+    # The SDK keeps only the string of the error chunk; the structured details were streamed just before it.
+    streamed = [item["output"] for item in runpod.client.get(f"/stream/{job_id}").json()["stream"]]
+    details = [chunk["details"] for chunk in streamed if chunk.get("type") == "error"]
+    assert [d["code"] for d in details] == ["template_not_found"] and details[0]["job_id"] == job_id
 
 
 def test_the_stream_can_be_read_while_the_job_runs(runpod: Emulator, worker: tuple[RelayWorker, Comfy]) -> None:
