@@ -278,9 +278,6 @@ class JobInput(StrictModel):
     def workflow_format(self) -> GraphFormat | None:
         return None if self.workflow is None else graph_format(self.workflow)
 
-    def media_by_name(self) -> dict[str, MediaItem]:
-        return {m.name: m for m in self.media}
-
 
 def job_input_schema() -> dict[str, Any]:
     """The JSON Schema of a job's ``input``, generated from :class:`JobInput` (validation mode)."""

@@ -49,8 +49,8 @@ __all__ = [
 ]
 
 MANIFEST_NAME: Final = "manifest.json"
-BUCKET_ENV: Final = "RELAY_OUTPUT_BUCKET"
-PREFIX_ENV: Final = "RELAY_OUTPUT_PREFIX"
+BUCKET_ENV: Final = "RELAY_S3_BUCKET"
+PREFIX_ENV: Final = "RELAY_S3_PREFIX"
 _JOB_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _NODE_ID_UNSAFE: Final = re.compile(r"[^A-Za-z0-9:_.-]+")
 _MiB: Final = 1024 * 1024

@@ -204,8 +204,8 @@ def test_store_from_env_uses_the_standard_endpoint_variable(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    store = S3OutputStore.from_env({"RELAY_OUTPUT_BUCKET": s3_bucket, "RELAY_OUTPUT_PREFIX": "/a/b/"})
+    store = S3OutputStore.from_env({"RELAY_S3_BUCKET": s3_bucket, "RELAY_S3_PREFIX": "/a/b/"})
     assert store.prefix == "a/b"
     assert store.client.meta.endpoint_url == moto_endpoint
-    with pytest.raises(ValueError, match="RELAY_OUTPUT_BUCKET"):
+    with pytest.raises(ValueError, match="RELAY_S3_BUCKET"):
         S3OutputStore.from_env({})
