@@ -120,10 +120,10 @@ def build_job_input(
     from handlers.workflow import (  # noqa: PLC0415 - the workflow package pulls in pydantic models
         BindingError,
         TemplateError,
-        bind,
-        bind_template,
         default_workflows_dir,
         load_template,
+        resolve_graph,
+        resolve_template,
     )
 
     cwd = cwd or Path.cwd()
@@ -144,14 +144,14 @@ def build_job_input(
             from handlers.contract import GraphFormat, graph_format  # noqa: PLC0415
 
             if graph_format(graph) is GraphFormat.API:
-                bind(graph, typed, overrides_typed, media_names=media_names)
+                resolve_graph(graph, typed, overrides_typed, media_names=media_names)
         else:
             document["template"] = target
             if character is not None:
                 document["character"] = character
             template = load_template(workflows_root or default_workflows_dir(), target, character=character)
             types = {p.name: p.type.value for p in template.manifest.params} if template.manifest else {}
-            bound = bind_template(template, _typed_params(params, types), overrides_typed, media_names=media_names)
+            bound = resolve_template(template, _typed_params(params, types), overrides_typed, media_names=media_names)
             # Send what the schema made of each given value (e.g. 20, not "20"), so the worker sees typed JSON.
             document["params"] = {k: bound.params.get(k, v) for k, v in _typed_params(params, types).items()}
     except BindingError as exc:

@@ -70,13 +70,9 @@ class InputValidator:
             BindingError,
             ConversionError,
             TemplateError,
-            apply_edits,
-            bind,
-            bind_template,
             load_template,
-            merge_variants,
-            prepare_speech_params,
-            split_edit_params,
+            resolve_graph,
+            resolve_template,
             ui_to_api,
         )
 
@@ -88,12 +84,7 @@ class InputValidator:
                 if self.workflows is None:
                     return ["templates are not available to dispatch: the worker resolves the template"]
                 template = load_template(self.workflows, job.template, job.character)
-                # The worker's own path (edits split off, speech text prepared, one graph for a seed batch).
-                edits, params = split_edit_params(job.params, template.params())
-                params = prepare_speech_params(params, template.kind)
-                bound = bind_template(template, params, job.overrides, media_names=media, rng=rng)
-                variants = apply_edits(bound, edits, profile=template.profile, media_names=media)
-                graph = merge_variants(variants).graph
+                graph = resolve_template(template, job.params, job.overrides, media_names=media, rng=rng).graph
             else:
                 assert job.workflow is not None
                 api_graph: Mapping[str, Any] = job.workflow
@@ -102,9 +93,7 @@ class InputValidator:
                     if unknown:
                         return [f"not validated: the catalogue lacks {', '.join(unknown)} (the worker will check)"]
                     api_graph = ui_to_api(job.workflow, self._catalogue, rng=rng)
-                edits, params = split_edit_params(job.params)
-                bound = bind(api_graph, params, job.overrides, media_names=media, rng=rng)
-                graph = merge_variants(apply_edits(bound, edits, media_names=media)).graph
+                graph = resolve_graph(api_graph, job.params, job.overrides, media_names=media, rng=rng).graph
         except TemplateError as exc:
             raise InvalidJobError(exc.to_job_error(job_id)) from exc
         except BindingError as exc:

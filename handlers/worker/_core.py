@@ -63,13 +63,9 @@ from handlers.worker._supervisor import ComfyProcess
 from handlers.workflow import (
     BoundWorkflow,
     Catalogue,
-    apply_edits,
-    bind,
-    bind_template,
     load_template,
-    merge_variants,
-    prepare_speech_params,
-    split_edit_params,
+    resolve_graph,
+    resolve_template,
     ui_to_api,
     validate,
 )
@@ -434,19 +430,12 @@ class _JobRun:
         names = [m.name for m in job.media]
         if job.template is not None:
             template = await asyncio.to_thread(load_template, self.config.workflows_dir, job.template, job.character)
-            edits, params = split_edit_params(job.params, template.params())
-            params = prepare_speech_params(params, template.kind)
-            bound = bind_template(template, params, job.overrides, media_names=names)
-            variants = apply_edits(bound, edits, profile=template.profile, media_names=names)
-        else:
-            assert job.workflow is not None
-            graph: Mapping[str, Any] = job.workflow
-            if job.workflow_format is not None and job.workflow_format.value == "ui":
-                graph = ui_to_api(job.workflow, await self.runtime.catalogue())
-            edits, params = split_edit_params(job.params)
-            bound = bind(graph, params, job.overrides, media_names=names)
-            variants = apply_edits(bound, edits, media_names=names)
-        return merge_variants(variants)
+            return resolve_template(template, job.params, job.overrides, media_names=names)
+        assert job.workflow is not None
+        graph: Mapping[str, Any] = job.workflow
+        if job.workflow_format is not None and job.workflow_format.value == "ui":
+            graph = ui_to_api(job.workflow, await self.runtime.catalogue())
+        return resolve_graph(graph, job.params, job.overrides, media_names=names)
 
     async def _execute(self, bound: BoundWorkflow, store: OutputStore, deadline: float) -> JobResult:
         catalogue = await self.runtime.catalogue()

@@ -54,6 +54,7 @@ from handlers.workflow._manifest import (
     TemplateParam,
 )
 from handlers.workflow._params import ParamSpec
+from handlers.workflow._resolve import resolve_graph, resolve_template
 from handlers.workflow._sizes import ModelFamily, detect_family, parse_aspect_ratio, size_for, size_multiple
 from handlers.workflow._templates import (
     Template,
@@ -124,6 +125,8 @@ __all__ = [
     "parse_aspect_ratio",
     "prepare_speech_params",
     "prepare_tts_text",
+    "resolve_graph",
+    "resolve_template",
     "seed_variants",
     "set_aspect_ratio",
     "set_batch_size",

@@ -22,6 +22,11 @@ def test_template_params_are_typed_by_the_schema() -> None:
     assert document["params"] == {"prompt": "42", "steps": 12, "cfg": 6.5, "sampler": "euler"}
 
 
+def test_graph_edit_params_pass_the_local_check_as_the_worker_would_take_them() -> None:
+    document = build_job_input("image/sdxl-basic", params={"prompt": "a fox", "seeds": "[1, 2]", "aspect_ratio": "3:2"})
+    assert document["params"] == {"prompt": "a fox", "seeds": [1, 2], "aspect_ratio": "3:2"}
+
+
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(JobInputError) as caught:
         build_job_input("image/sdxl-basic", params={"width": "x", "nope": "1"})
