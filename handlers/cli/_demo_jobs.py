@@ -267,7 +267,10 @@ async def run_demo_jobs(info: StackInfo, out_dir: Path, out: Console) -> list[De
         if job.via == "runpod":
             print_record(out, record, outputs)
         else:
-            status_like = {"id": record.get("job_id"), "status": record.get("state"), "workerId": None}
+            result = record.get("result")
+            timings = result.get("timings") if isinstance(result, Mapping) else None
+            total_ms = timings.get("total_ms") if isinstance(timings, Mapping) else None
+            status_like = {"id": record.get("job_id"), "status": record.get("state"), "executionTime": total_ms}
             print_record(out, status_like, outputs)
             out.print(
                 f"  record: attempt {record.get('attempt')}, runpod id {record.get('runpod_id')}, "
