@@ -1,4 +1,5 @@
-"""Fixtures for the worker's I/O tests: moto's S3 in server mode, and a fault-injecting proxy in front of it.
+"""Fixtures for the worker's I/O tests: moto's S3 in server mode, a fault-injecting proxy in front of it, and the
+RunPod emulator the SDK worker tests poll.
 
 ``moto_endpoint`` is session-scoped (one in-process server on 127.0.0.1, port 0); each test gets its own bucket
 from ``s3_bucket`` so tests never see each other's objects.
@@ -18,6 +19,7 @@ from aiohttp import ClientSession, web
 from botocore.config import Config
 
 from handlers.local._serving import ServerThread
+from tests.local.runpod.conftest import Emulator, serve_emulator
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -62,6 +64,13 @@ def moto_endpoint() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def runpod() -> Iterator[Emulator]:
+    """One RunPod emulator per module: each SDK worker module spawns its own worker against it."""
+    with serve_emulator() as emulator:
+        yield emulator
 
 
 @pytest.fixture

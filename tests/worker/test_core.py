@@ -58,9 +58,12 @@ def _clean_faults(comfy: Comfy) -> Iterator[None]:
 
 
 async def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.01)
+    try:
+        async with asyncio.timeout(timeout):
+            while not check():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
 
 
 def faults(comfy: Comfy, **settings: Any) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from handlers.contract import JobError, JobResult, OutputKind
 from handlers.worker import prompt_id_for
-from tests.local.runpod.conftest import Emulator, serve_emulator, wait_for
+from tests.local.runpod.conftest import Emulator, wait_for
 from tests.worker._relay import (
     Comfy,
     RelayWorker,
@@ -34,12 +34,6 @@ def comfy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Comfy]:
     root = tmp_path_factory.mktemp("comfy")
     with serve_comfy(root / "data", make_models(root / "models")) as served:
         yield served
-
-
-@pytest.fixture(scope="module")
-def runpod() -> Iterator[Emulator]:
-    with serve_emulator() as emulator:
-        yield emulator
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from handlers.contract import JobResult
-from tests.local.runpod.conftest import Emulator, serve_emulator, wait_for
+from tests.local.runpod.conftest import Emulator, wait_for
 from tests.worker._relay import (
     Comfy,
     RelayWorker,
@@ -22,12 +22,6 @@ from tests.worker._relay import (
 from tests.worker.conftest import make_s3_client
 
 BUCKET = "sdk-stream"
-
-
-@pytest.fixture(scope="module")
-def runpod() -> Iterator[Emulator]:
-    with serve_emulator() as emulator:
-        yield emulator
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from handlers.contract import ErrorCode, JobError, JobResult
-from tests.local.runpod.conftest import Emulator, serve_emulator
+from tests.local.runpod.conftest import Emulator
 from tests.worker._relay import (
     RelayWorker,
     free_port,
@@ -23,12 +23,6 @@ from tests.worker._relay import (
 from tests.worker.conftest import make_s3_client
 
 BUCKET = "sdk-supervised"
-
-
-@pytest.fixture(scope="module")
-def runpod() -> Iterator[Emulator]:
-    with serve_emulator() as emulator:
-        yield emulator
 
 
 @pytest.fixture(scope="module")

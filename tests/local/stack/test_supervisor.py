@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
 from pathlib import Path
@@ -33,10 +34,16 @@ def _alive(pid: int) -> bool:
     return not (status.exists() and status.read_text().split(")")[-1].split()[0] == "Z")
 
 
-def _grandchild(fifo: Path) -> int:
-    # Opening a FIFO for reading blocks until the child opens it for writing: no polling needed.
-    with fifo.open() as reader:
-        return int(reader.readline())
+def _grandchild(fifo: Path, timeout_s: float = 30.0) -> int:
+    # Non-blocking open, then wait for the pid to arrive: a child that dies before writing fails the test after
+    # ``timeout_s`` instead of leaving a blocking open() to hang the run. (No writer yet is not EOF on Linux.)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout_s)
+        assert ready, f"no pid on {fifo} within {timeout_s} s: the child died before writing it?"
+        return int(os.read(fd, 64))
+    finally:
+        os.close(fd)
 
 
 @pytest.mark.parametrize("mode", ["polite", "stubborn"])
@@ -83,7 +90,6 @@ time.sleep(600)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux only")
 def test_children_end_even_when_the_supervisor_is_killed(tmp_path: Path) -> None:
-    import select
     import subprocess
 
     from tests.conftest import REPO
