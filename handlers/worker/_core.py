@@ -198,7 +198,8 @@ class WorkerRuntime:
             await self._until_died(self.comfy.wait_ready(ready_by))
         except _ComfyDied:
             assert self.process is not None
-            raise self.process.died("ComfyUI exited before it was ready") from None
+            # died() joins the output reader (up to a second) for the last lines: off the loop.
+            raise await asyncio.to_thread(self.process.died, "ComfyUI exited before it was ready") from None
         self._ready_generation = generation
         if self.config.warmup_workflow is not None and self._warmed_generation != generation:
             self._warmed_generation = generation

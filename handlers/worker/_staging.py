@@ -272,16 +272,18 @@ class MediaFetcher:
 
     # -- S3 -------------------------------------------------------------------------------------------------
 
-    def _s3_client(self) -> S3Client:
+    async def _s3_client(self) -> S3Client:
+        """The client, built on first use in a thread: building one loads botocore's service model from disk, too
+        slow for the loop that is following ComfyUI. Its own session, because boto3's default one is not
+        thread-safe."""
         if self._s3 is None:
-            self._s3 = boto3.client(
-                "s3",
-                config=Config(
-                    retries={"mode": "standard", "max_attempts": 4},
-                    connect_timeout=self.limits.connect_timeout_s,
-                    read_timeout=self.limits.read_timeout_s,
-                ),
+            config = Config(
+                retries={"mode": "standard", "max_attempts": 4},
+                connect_timeout=self.limits.connect_timeout_s,
+                read_timeout=self.limits.read_timeout_s,
             )
+            client = await asyncio.to_thread(lambda: boto3.session.Session().client("s3", config=config))
+            self._s3 = self._s3 or client  # another fetch may have built one meanwhile: keep the first
         return self._s3
 
     async def fetch_s3(self, uri: str, sink: _Sink) -> str:
@@ -289,7 +291,7 @@ class MediaFetcher:
         if match is None:
             raise InvalidMedia("not an s3://bucket/key URI", source=uri[:200])
         bucket, key = match["bucket"], match["key"]
-        client = self._s3_client()
+        client = await self._s3_client()
         stop = threading.Event()
 
         def download() -> None:

@@ -217,10 +217,22 @@ class S3OutputStore:
             raise ValueError(f"{BUCKET_ENV} is not set: no bucket for outputs")
         return cls(bucket, env.get(PREFIX_ENV, ""), client=client)
 
+    def _new_client(self) -> S3Client:
+        # Its own session: boto3's default one is not thread-safe, and the async methods build this in a thread.
+        return boto3.session.Session().client("s3", config=self.settings.botocore_config())
+
     @property
     def client(self) -> S3Client:
         if self._client is None:
-            self._client = boto3.client("s3", config=self.settings.botocore_config())
+            self._client = self._new_client()
+        return self._client
+
+    async def _async_client(self) -> S3Client:
+        """:attr:`client` for the async methods: building it loads botocore's service model from disk, so the first
+        build runs in a thread like every other boto3 call."""
+        if self._client is None:
+            built = await asyncio.to_thread(self._new_client)
+            self._client = self._client or built  # a concurrent call may have built one meanwhile: keep the first
         return self._client
 
     async def upload(
@@ -228,7 +240,7 @@ class S3OutputStore:
     ) -> StoredObject:
         key = object_key(self.prefix, job_id, node_id, filename or path.name)
         extra: dict[str, Any] = {"ContentType": content_type or "application/octet-stream"}
-        client = self.client
+        client = await self._async_client()
 
         def run() -> int:
             size = path.stat().st_size
@@ -258,9 +270,10 @@ class S3OutputStore:
 
     async def presign(self, obj: StoredObject, expires_s: int) -> str:
         params = {"Bucket": obj.bucket, "Key": obj.key}
+        client = await self._async_client()
         try:
             return await asyncio.to_thread(
-                self.client.generate_presigned_url, "get_object", Params=params, ExpiresIn=expires_s
+                client.generate_presigned_url, "get_object", Params=params, ExpiresIn=expires_s
             )
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"cannot presign {obj.key}: {exc}", key=obj.key) from exc
@@ -271,9 +284,10 @@ class S3OutputStore:
     async def write_manifest(self, job_id: str, result: Mapping[str, Any]) -> StoredObject:
         key = self._manifest_key(job_id)
         body = _manifest_bytes(result)
+        client = await self._async_client()
         try:
             await asyncio.to_thread(
-                self.client.put_object, Bucket=self.bucket, Key=key, Body=body, ContentType="application/json"
+                client.put_object, Bucket=self.bucket, Key=key, Body=body, ContentType="application/json"
             )
         except ClientError as exc:
             raise UploadFailed(
@@ -285,10 +299,11 @@ class S3OutputStore:
 
     async def read_manifest(self, job_id: str) -> dict[str, Any] | None:
         key = self._manifest_key(job_id)
+        client = await self._async_client()
 
         def run() -> bytes | None:
             try:
-                response = self.client.get_object(Bucket=self.bucket, Key=key)
+                response = client.get_object(Bucket=self.bucket, Key=key)
             except ClientError as exc:
                 code = str(exc.response.get("Error", {}).get("Code", ""))
                 if code in {"NoSuchKey", "404", "NotFound"}:

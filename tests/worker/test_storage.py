@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
@@ -195,6 +196,28 @@ async def test_exhausted_retries_raise_upload_failed(tmp_path: Path, fault_proxy
     assert fault_proxy.state.forwarded == []
     direct = make_s3_client(fault_proxy.upstream)
     assert direct.list_objects_v2(Bucket=s3_bucket).get("KeyCount") == 0
+
+
+async def test_a_store_without_a_client_builds_one_in_a_thread(
+    monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, s3_bucket: str
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    store = S3OutputStore(s3_bucket, "")
+    built_on: list[int] = []
+    build = store._new_client
+
+    def recording() -> S3Client:
+        built_on.append(threading.get_ident())
+        return build()
+
+    monkeypatch.setattr(store, "_new_client", recording)
+    await store.write_manifest("job-6", {"ok": True})
+    assert await store.read_manifest("job-6") == {"ok": True}
+    # Built once, and not on the event loop's thread (building reads botocore's model files from disk).
+    assert len(built_on) == 1 and built_on[0] != threading.get_ident()
 
 
 def test_store_from_env_uses_the_standard_endpoint_variable(
