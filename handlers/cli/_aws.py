@@ -10,7 +10,21 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
+
+
+def stack_client(env: Mapping[str, str], service: Literal["dynamodb", "s3", "sqs"]) -> Any:
+    """A boto3 client for the AWS variables in ``env`` (a local stack's: moto's endpoint and test credentials);
+    with ``env`` empty, boto3's own configuration."""
+    import boto3  # noqa: PLC0415  (registration stays light)
+
+    session = boto3.session.Session(
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+        region_name=env.get("AWS_DEFAULT_REGION"),
+    )
+    return session.client(service, endpoint_url=env.get("AWS_ENDPOINT_URL"))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from handlers.cli._aws import stack_client
 from handlers.cli._console import JobBars, ProgressView
 from handlers.cli._follow import (
     download_outputs,
@@ -120,26 +121,9 @@ def demo_jobs() -> list[DemoJob]:
     ]
 
 
-def _target(info: StackInfo) -> EndpointTarget:
-    env = info.client_env
-    return EndpointTarget(
-        api_base=env["RUNPOD_API_BASE"],
-        endpoint_id=env["RUNPOD_ENDPOINT_ID"],
-        api_key=env["RUNPOD_API_KEY"],
-        local=True,
-    )
-
-
-def _aws_client(info: StackInfo, service: Literal["s3", "sqs"]) -> Any:
-    import boto3  # noqa: PLC0415
-
-    env = info.client_env
-    session = boto3.session.Session(
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-    )
-    return session.client(service, endpoint_url=env["AWS_ENDPOINT_URL"])
+async def _aws_client(info: StackInfo, service: Literal["s3", "sqs"]) -> Any:
+    # In a thread: building a client reads botocore's service model from disk while the other jobs' bars are live.
+    return await asyncio.to_thread(stack_client, info.client_env, service)
 
 
 async def _via_runpod(api: RunPodCli, job: DemoJob, bars: JobBars) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -157,7 +141,7 @@ async def _via_queue(
     import httpx  # noqa: PLC0415
 
     env = info.client_env
-    sqs = _aws_client(info, "sqs")
+    sqs = await _aws_client(info, "sqs")
     job_id = job.input["job_id"]
     body = json.dumps({"job_id": job_id, "input": job.input})
     await asyncio.to_thread(sqs.send_message, QueueUrl=env["RELAY_QUEUE_URL"], MessageBody=body)
@@ -203,9 +187,8 @@ async def _show_stream(api: RunPodCli, record: Mapping[str, Any], bars: JobBars,
             bars.update(key, view)
 
 
-async def _check_in_s3(info: StackInfo, outputs: list[dict[str, Any]]) -> list[str]:
+async def _check_in_s3(s3: Any, outputs: list[dict[str, Any]]) -> list[str]:
     """The outputs that are not in S3 (each must have an ``s3_uri`` whose object exists)."""
-    s3 = _aws_client(info, "s3")
     missing = []
     for item in outputs:
         uri = item.get("s3_uri")
@@ -241,8 +224,9 @@ async def _one(
         outcome.error = f"{error.get('code')}: {error.get('message')}" if isinstance(error, Mapping) else str(error)
         bars.finish(job.key, False, str(record.get("status") or record.get("state")).lower())
         return outcome, outputs
-    missing = await _check_in_s3(info, outputs)
-    outcome.files = await download_outputs(outputs, out_dir / job.key, s3_client=_aws_client(info, "s3"))
+    s3 = await _aws_client(info, "s3")
+    missing = await _check_in_s3(s3, outputs)
+    outcome.files = await download_outputs(outputs, out_dir / job.key, s3_client=s3)
     if not outputs:
         outcome.error = "the job succeeded but reported no outputs"
     elif missing:
@@ -256,7 +240,7 @@ async def _one(
 
 async def run_demo_jobs(info: StackInfo, out_dir: Path, out: Console) -> list[DemoOutcome]:
     jobs = demo_jobs()
-    async with RunPodCli(_target(info)) as api:
+    async with RunPodCli(EndpointTarget.from_stack_env(info.client_env)) as api:
         with JobBars(out) as bars:
             for job in jobs:
                 bars.add(job.key, job.label)

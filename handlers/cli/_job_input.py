@@ -10,6 +10,7 @@ Every problem is reported at once as the same structured :class:`JobError` a wor
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import mimetypes
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 
 from handlers.contract import ErrorCode, JobError, JobInput, Problem, validation_problems
 
-__all__ = ["JobInputError", "build_job_input", "parse_assignments", "untyped_value"]
+__all__ = ["JobInputError", "build_job_input", "job_input_from_args", "parse_assignments", "untyped_value"]
 
 #: Types whose command-line text is the value itself (never read as JSON).
 _TEXT_TYPES = frozenset({"string", "choice", "image", "mask", "audio", "video"})
@@ -163,3 +164,14 @@ def build_job_input(
     except ValidationError as exc:
         raise _invalid(validation_problems(exc)) from None
     return document
+
+
+def job_input_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`build_job_input` from the options ``job_input_arguments`` (in ``_run``) registers."""
+    return build_job_input(
+        args.target,
+        character=args.character,
+        params=parse_assignments(args.param, "--param", "input.params"),
+        overrides=parse_assignments(args.override, "--override", "input.overrides"),
+        media=parse_assignments(args.media, "--media", "input.media"),
+    )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from handlers.cli._console import console, error_console
+from handlers.cli._run import job_input_arguments
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -44,11 +45,7 @@ def register(commands: Any) -> None:
         help="send a job to the dispatch queue (SQS)",
         description="Send one job message to the job queue; on_queue validates it, records it and submits it.",
     )
-    enqueue.add_argument("target", metavar="TARGET", help="workflow JSON file, or template name <kind>/<name>")
-    enqueue.add_argument("--character")
-    enqueue.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE")
-    enqueue.add_argument("--override", action="append", default=[], metavar="NODE.INPUT=VALUE")
-    enqueue.add_argument("--media", action="append", default=[], metavar="NAME=PATH|URL")
+    job_input_arguments(enqueue)
     enqueue.add_argument("--job-id", help="idempotency key (default: derived from the SQS message id)")
     enqueue.add_argument("--priority", choices=["low", "normal", "high"], default=None)
     enqueue.add_argument("--queue-url", default=None, help="default: $RELAY_QUEUE_URL, else the local stack's")
@@ -72,13 +69,12 @@ def register(commands: Any) -> None:
 def _aws(args: argparse.Namespace, service: Literal["sqs", "dynamodb"], setting: str) -> tuple[Any, str]:
     """A boto3 client and the named setting (queue URL or table): from the flags and environment, else from the
     local stack (whose moto endpoint and credentials are used)."""
-    import boto3  # noqa: PLC0415
-
+    from handlers.cli._aws import stack_client  # noqa: PLC0415
     from handlers.local.stack import default_state_dir, read_state  # noqa: PLC0415
 
     explicit = getattr(args, "queue_url" if setting == "RELAY_QUEUE_URL" else "table", None)
     if not args.local and (explicit or os.environ.get(setting)):
-        return boto3.session.Session().client(service), explicit or os.environ[setting]
+        return stack_client({}, service), explicit or os.environ[setting]
     state_dir = (args.state_dir or default_state_dir()).resolve()
     info = read_state(state_dir)
     if info is None:
@@ -89,30 +85,19 @@ def _aws(args: argparse.Namespace, service: Literal["sqs", "dynamodb"], setting:
     env = info.client_env
     if setting not in env:
         raise _Unconfigured(f"the local stack has no {setting}: it runs without the dispatch side")
-    session = boto3.session.Session(
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-    )
-    return session.client(service, endpoint_url=env["AWS_ENDPOINT_URL"]), explicit or env[setting]
+    return stack_client(env, service), explicit or env[setting]
 
 
 def _enqueue(args: argparse.Namespace) -> int:
     from pydantic import ValidationError  # noqa: PLC0415
 
     from handlers.cli._follow import print_job_error  # noqa: PLC0415
-    from handlers.cli._job_input import JobInputError, build_job_input, parse_assignments  # noqa: PLC0415
+    from handlers.cli._job_input import JobInputError, job_input_from_args  # noqa: PLC0415
     from handlers.contract import ErrorCode, JobError, QueueMessage, validation_problems  # noqa: PLC0415
 
     err = error_console()
     try:
-        job_input = build_job_input(
-            args.target,
-            character=args.character,
-            params=parse_assignments(args.param, "--param", "input.params"),
-            overrides=parse_assignments(args.override, "--override", "input.overrides"),
-            media=parse_assignments(args.media, "--media", "input.media"),
-        )
+        job_input = job_input_from_args(args)
         message: dict[str, Any] = {"input": job_input}
         if args.job_id:
             message["job_id"] = args.job_id

@@ -30,6 +30,17 @@ def _endpoint_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output only")
 
 
+def job_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The job's input, as ``run`` and ``enqueue`` both take it; :func:`job_input_from_args` reads it back."""
+    parser.add_argument("target", metavar="TARGET", help="workflow JSON file, or template name <kind>/<name>")
+    parser.add_argument("--character", help="look the template up in this character's folder first")
+    parser.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE", help="a parameter (repeat)")
+    parser.add_argument(
+        "--override", action="append", default=[], metavar="NODE.INPUT=VALUE", help="set any node input (repeat)"
+    )
+    parser.add_argument("--media", action="append", default=[], metavar="NAME=PATH|URL", help="an input file (repeat)")
+
+
 def register(commands: Any) -> None:
     run: argparse.ArgumentParser = commands.add_parser(
         "run",
@@ -37,13 +48,7 @@ def register(commands: Any) -> None:
         description="Submit a job: TARGET is a workflow file (API or UI format) or a template name such as "
         "image/sdxl-basic. Parameters are typed by the template's schema and checked before anything is sent.",
     )
-    run.add_argument("target", metavar="TARGET", help="workflow JSON file, or template name <kind>/<name>")
-    run.add_argument("--character", help="look the template up in this character's folder first")
-    run.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE", help="a parameter (repeat)")
-    run.add_argument(
-        "--override", action="append", default=[], metavar="NODE.INPUT=VALUE", help="set any node input (repeat)"
-    )
-    run.add_argument("--media", action="append", default=[], metavar="NAME=PATH|URL", help="an input file (repeat)")
+    job_input_arguments(run)
     run.add_argument("--wait", action="store_true", help="follow the job with a live progress bar until it ends")
     run.add_argument("--out", type=Path, help="download the outputs into this folder (implies --wait)")
     run.add_argument("--timeout", type=float, default=600.0, metavar="S", help="how long --wait waits (600)")
@@ -82,28 +87,7 @@ def resolve_endpoint(args: argparse.Namespace) -> tuple[Any, dict[str, str]]:
             f"no local stack is running (state folder {state_dir}): start one with `comfy-relay local up`, "
             "or name a real endpoint with --endpoint ID"
         )
-    env = info.client_env
-    target = EndpointTarget(
-        api_base=env["RUNPOD_API_BASE"],
-        endpoint_id=env["RUNPOD_ENDPOINT_ID"],
-        api_key=env["RUNPOD_API_KEY"],
-        local=True,
-    )
-    return target, env
-
-
-def _s3_client(env: dict[str, str]) -> Any:
-    try:
-        import boto3  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - boto3 is a base dependency
-        return None
-    if env:
-        return boto3.session.Session(
-            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
-            region_name=env.get("AWS_DEFAULT_REGION"),
-        ).client("s3", endpoint_url=env.get("AWS_ENDPOINT_URL"))
-    return boto3.session.Session().client("s3")
+    return EndpointTarget.from_stack_env(info.client_env), info.client_env
 
 
 def _emit_json(document: object) -> None:
@@ -112,18 +96,12 @@ def _emit_json(document: object) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from handlers.cli._follow import print_job_error  # noqa: PLC0415
-    from handlers.cli._job_input import JobInputError, build_job_input, parse_assignments  # noqa: PLC0415
+    from handlers.cli._job_input import JobInputError, job_input_from_args  # noqa: PLC0415
     from handlers.cli._runpod_client import RunPodApiError  # noqa: PLC0415
 
     err = error_console()
     try:
-        job_input = build_job_input(
-            args.target,
-            character=args.character,
-            params=parse_assignments(args.param, "--param", "input.params"),
-            overrides=parse_assignments(args.override, "--override", "input.overrides"),
-            media=parse_assignments(args.media, "--media", "input.media"),
-        )
+        job_input = job_input_from_args(args)
     except JobInputError as exc:
         if args.json:
             _emit_json({"status": "REJECTED", "error": exc.error.model_dump(mode="json", exclude_none=True)})
@@ -139,6 +117,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _submit(args: argparse.Namespace, target: Any, env: dict[str, str], job_input: dict[str, Any]) -> int:
+    from handlers.cli._aws import stack_client  # noqa: PLC0415
     from handlers.cli._console import JobBars  # noqa: PLC0415
     from handlers.cli._follow import (  # noqa: PLC0415
         download_outputs,
@@ -175,7 +154,7 @@ async def _submit(args: argparse.Namespace, target: Any, env: dict[str, str], jo
     saved: list[Path] = []
     if result.ok and args.out is not None:
         saved = await download_outputs(
-            outputs, args.out.resolve(), s3_client=_s3_client(env), trust_env=not target.local
+            outputs, args.out.resolve(), s3_client=stack_client(env, "s3"), trust_env=not target.local
         )
     if args.json:
         document: dict[str, Any] = dict(result.status)
