@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -43,7 +43,7 @@ class EndpointTarget:
 
     api_base: str
     endpoint_id: str
-    api_key: str
+    api_key: str = field(repr=False)  # a repr lands in logs and tracebacks; the key must not
     local: bool = False
 
     @classmethod
@@ -55,6 +55,16 @@ class EndpointTarget:
         base = env.get("RUNPOD_API_BASE", "").strip() or DEFAULT_API_BASE
         host = urllib.parse.urlsplit(base).hostname
         return cls(api_base=base.rstrip("/"), endpoint_id=endpoint_id, api_key=key, local=host in _LOOPBACK)
+
+    @classmethod
+    def from_stack_env(cls, env: Mapping[str, str]) -> EndpointTarget:
+        """The local stack's RunPod emulator, from the client environment the stack writes to its state."""
+        return cls(
+            api_base=env["RUNPOD_API_BASE"],
+            endpoint_id=env["RUNPOD_ENDPOINT_ID"],
+            api_key=env["RUNPOD_API_KEY"],
+            local=True,
+        )
 
     @property
     def url(self) -> str:

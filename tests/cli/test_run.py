@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from handlers.cli._runpod_client import EndpointTarget
 from tests.cli.conftest import CliRunner
 
 
@@ -83,3 +84,10 @@ def test_submit_without_wait_then_cancel(run_cli: CliRunner, local_stack: Path, 
     assert cancelled.returncode == 0, cancelled.stderr
     # Cancelled while queued or already finished: either way the endpoint knows the job and says where it is.
     assert json.loads(cancelled.stdout)["status"] in ("CANCELLED", "COMPLETED")
+
+
+def test_an_endpoint_target_keeps_its_key_out_of_its_repr() -> None:
+    # A repr is what logs and tracebacks show; the bearer key must never be part of it.
+    target = EndpointTarget(api_base="http://127.0.0.1:1/v2", endpoint_id="e", api_key="rp-secret-key", local=True)
+    assert "rp-secret-key" not in repr(target)
+    assert target.api_key == "rp-secret-key"
