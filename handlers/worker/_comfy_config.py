@@ -7,9 +7,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from handlers.worker._comfy_errors import ComfyUIError
-
-__all__ = ["Backoff", "ComfyLimits", "backoff_delays", "is_retryable"]
+__all__ = ["Backoff", "ComfyLimits", "backoff_delays"]
 
 
 def _positive(name: str, value: float) -> None:
@@ -45,11 +43,6 @@ def backoff_delays(policy: Backoff, rand: Callable[[], float] = random.random) -
         spread = delay * policy.jitter
         yield delay - spread + 2 * spread * rand()
         delay = min(delay * policy.factor, policy.maximum)
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Whether retrying the same request may succeed: only the transient branch of the tree says yes."""
-    return isinstance(exc, ComfyUIError) and exc.retryable
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,10 +82,6 @@ T = TypeVar("T")
 WORKER_LIMITS = ComfyLimits(reconnect=Backoff(initial=0.05, maximum=1.0), socket_wait=2.0)
 
 
-class _UploadBroken(Exception):
-    """An output upload failed while the prompt was still running: stop the prompt, fail the job."""
-
-
 class _ComfyDied(Exception):
     """The supervised ComfyUI process exited while the job used it."""
 

@@ -77,23 +77,28 @@ def _json_size(value: Any) -> int:
 
 def fit_error_details(details: Mapping[str, Any], limit: int) -> dict[str, Any]:
     """A JobError's details within ``limit`` bytes (with room for the chunk around them): the traceback goes
-    first, then problems and node errors from the end (the first ones say the most), then the message is cut."""
+    first, then problems and node errors from the end (the first ones say the most), then the message is cut.
+    The size is kept as a running count (each removed item takes its own bytes and a comma), so trimming
+    thousands of problems costs one serialisation, not one per item."""
     budget = limit - 64
     fitted: dict[str, Any] = json.loads(json.dumps(details))
-    if _json_size(fitted) <= budget:
+    size = _json_size(fitted)
+    if size <= budget:
         return fitted
     execution = fitted.get("execution")
-    if isinstance(execution, dict):
-        execution.pop("traceback", None)
+    if isinstance(execution, dict) and "traceback" in execution:
+        execution.pop("traceback")
+        size = _json_size(fitted)
     for key in ("problems", "node_errors"):
         items = fitted.get(key)
-        while isinstance(items, list) and items and _json_size(fitted) > budget:
-            items.pop()
+        while isinstance(items, list) and items and size > budget:
+            size -= _json_size(items.pop()) + (1 if items else 0)
     message = fitted.get("message")
-    if _json_size(fitted) > budget and isinstance(message, str):
-        excess = _json_size(fitted) - budget
+    if size > budget and isinstance(message, str):
+        excess = size - budget
         fitted["message"] = message[: max(0, len(message) - excess - 1)] + "…"
-    if isinstance(execution, dict) and _json_size(fitted) > budget:
+        size = _json_size(fitted)
+    if isinstance(execution, dict) and size > budget:
         execution["exception_message"] = str(execution.get("exception_message", ""))[:1024]
     return fitted
 

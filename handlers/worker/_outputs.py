@@ -29,7 +29,6 @@ __all__ = [
     "NodeOutputs",
     "OutputPathError",
     "TextOutput",
-    "collect_history_outputs",
     "collect_node_outputs",
     "describe_file",
     "resolve_ref",
@@ -168,21 +167,6 @@ def collect_node_outputs(
             for e in _file_entries(value):
                 add(e, _FIXED_KINDS.get(key, OutputKind.FILE), key)
     return NodeOutputs(files=files, texts=texts)
-
-
-def collect_history_outputs(
-    outputs: Mapping[str, Mapping[str, Any]],
-    titles: Mapping[str, str] | None = None,
-    *,
-    include_temp: bool = False,
-) -> dict[str, NodeOutputs]:
-    """Every node of a ``/history`` entry's ``outputs``, in ComfyUI's order."""
-    titles = titles or {}
-    return {
-        node_id: collect_node_outputs(ui, node_id, titles.get(node_id), include_temp=include_temp)
-        for node_id, ui in outputs.items()
-        if isinstance(ui, Mapping)
-    }
 
 
 @dataclass(frozen=True, slots=True)

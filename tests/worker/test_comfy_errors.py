@@ -15,7 +15,7 @@ import websockets.exceptions as ws_exc
 
 from handlers.worker import _comfy_errors
 from handlers.worker._comfy_client import prompt_id_for
-from handlers.worker._comfy_config import Backoff, ComfyLimits, backoff_delays, is_retryable
+from handlers.worker._comfy_config import Backoff, ComfyLimits, backoff_delays
 from handlers.worker._comfy_errors import (
     ComfyUICrashed,
     ComfyUIError,
@@ -120,9 +120,8 @@ def test_branches_and_retryability() -> None:
         DeadlineExceeded("x", prompt_id="p"),
         ComfyUIMisuse("x"),
     ]
-    assert all(is_retryable(e) for e in transient)
-    assert not any(is_retryable(e) for e in fatal)
-    assert not is_retryable(OSError("not ours"))
+    assert all(e.retryable for e in transient)
+    assert not any(e.retryable for e in fatal)
     rejected = fatal[1]
     assert isinstance(rejected, PromptRejected)
     assert rejected.error == {"type": "prompt_no_outputs"}

@@ -123,6 +123,18 @@ def test_error_details_are_fitted_to_the_chunk_limit() -> None:
     assert fit_error_details(small, MAX_STREAM_CHUNK_BYTES) == small
 
 
+def test_error_details_keep_as_many_problems_as_fit() -> None:
+    problems = [Problem(path=f"input.params.p{i}", message="é" * (i % 50)) for i in range(600)]
+    details = JobError(code=ErrorCode.INVALID_INPUT, message="bad", problems=problems).to_runpod()["details"]
+    limit = 20_000
+    fitted = fit_error_details(details, limit)
+    kept = len(fitted["problems"])
+    assert 0 < kept < len(problems) and fitted["message"] == "bad"
+    assert len(json.dumps(fitted, separators=(",", ":")).encode()) <= limit - 64
+    one_more = {**fitted, "problems": details["problems"][: kept + 1]}
+    assert len(json.dumps(one_more, separators=(",", ":")).encode()) > limit - 64
+
+
 def test_importing_the_worker_does_not_import_runpod() -> None:
     code = "import sys, handlers.worker; from handlers.worker import handler; sys.exit('runpod' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO, check=False).returncode == 0

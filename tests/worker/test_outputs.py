@@ -19,7 +19,6 @@ from handlers.worker._outputs import (
     FileRef,
     InlineBudget,
     OutputPathError,
-    collect_history_outputs,
     collect_node_outputs,
     describe_file,
     resolve_ref,
@@ -37,7 +36,7 @@ def test_recorded_output_kinds(shared_dir: Path) -> None:
     ((_prompt_id, entry),) = recording["history"]["json"].items()
     prompt = entry["prompt"][2]
     titles = {node_id: node["class_type"] for node_id, node in prompt.items()}
-    collected = collect_history_outputs(entry["outputs"], titles)
+    collected = {n: collect_node_outputs(ui, n, titles.get(n)) for n, ui in entry["outputs"].items()}
     kinds = {node_id: [(f.kind, f.filename) for f in out.files] for node_id, out in collected.items()}
     assert kinds == {
         "2": [(OutputKind.ANIMATED, "anim_00001_.webp")],
@@ -53,7 +52,7 @@ def test_recorded_output_kinds(shared_dir: Path) -> None:
     assert [t.text for t in collected["9"].texts] == ["hello, world"]
     assert [t.text for t in collected["11"].texts] == ["42"]
     assert collected["12"].files[0].node_title == "SaveImage"
-    with_temp = collect_history_outputs(entry["outputs"], include_temp=True)
+    with_temp = {n: collect_node_outputs(ui, n, include_temp=True) for n, ui in entry["outputs"].items()}
     (preview,) = with_temp["13"].files
     assert (preview.kind, preview.temp, preview.subfolder) == (OutputKind.AUDIO, True, "")
     # The same ui dicts arrive in ``executed`` messages: collecting either gives the same answer.
