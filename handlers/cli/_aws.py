@@ -1,7 +1,7 @@
 """``comfy-relay aws init``: create the jobs table (keys, indexes, TTL), the job queue with its dead-letter queue
 and redrive policy, and the bucket, on whatever endpoint the AWS variables name (``AWS_ENDPOINT_URL`` for moto).
 
-The definitions are ``handlers.dispatch._resources``: the same data the infrastructure template is generated from.
+The definitions are ``handlers.dispatch.ResourceNames``: the same data the infrastructure template is generated from.
 """
 
 from __future__ import annotations
@@ -30,9 +30,7 @@ def stack_client(env: Mapping[str, str], service: Literal["dynamodb", "s3", "sqs
 def _run(args: argparse.Namespace) -> int:
     import boto3  # noqa: PLC0415  (registration stays light)
 
-    from handlers.dispatch._errors import DispatchError  # noqa: PLC0415
-    from handlers.dispatch._provision import provision  # noqa: PLC0415
-    from handlers.dispatch._resources import ResourceNames  # noqa: PLC0415
+    from handlers.dispatch import DispatchError, ResourceNames, provision  # noqa: PLC0415
 
     names = ResourceNames(table=args.table, queue=args.queue, dead_letter_queue=args.dlq, bucket=args.bucket)
     session = boto3.session.Session()

@@ -3,14 +3,37 @@ record for callers, and a scheduled reconciler.
 
 Importing this package does no I/O and pulls in neither boto3, httpx, the runpod SDK nor pillow: the entry points
 build their clients on the first call and keep them for the life of the process (``_runtime.runtime``). The
-machinery (``JobService``, stores, RunPod client) lives in private modules, importable directly by tests and tools.
+machinery (``JobService``, stores, RunPod client) lives in private modules, importable directly by tests.
+
+Tools (``comfy-relay aws init``, the local stack) use :func:`provision`, :class:`ResourceNames` and
+:class:`DispatchError` from here; they are loaded on first access (PEP 562), so importing the package stays free.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["on_queue", "on_webhook", "reconcile"]
+if TYPE_CHECKING:
+    from handlers.dispatch._errors import DispatchError
+    from handlers.dispatch._provision import provision
+    from handlers.dispatch._resources import ResourceNames
+
+__all__ = ["DispatchError", "ResourceNames", "on_queue", "on_webhook", "provision", "reconcile"]
+
+#: Public names that live in private modules, imported when first used.
+_LAZY = {
+    "DispatchError": "handlers.dispatch._errors",
+    "ResourceNames": "handlers.dispatch._resources",
+    "provision": "handlers.dispatch._provision",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 def on_queue(event: dict[str, Any], context: Any = None) -> dict[str, Any]:

@@ -1,104 +1,35 @@
 """The RunPod worker that runs beside ComfyUI: ComfyUI client, input staging, output collection, upload, progress.
 
 ``python -m handlers.worker`` starts the RunPod SDK with :func:`handler` (or :func:`stream_handler` when
-``RELAY_STREAM`` is set). Importing this package does not import ``runpod``.
+``RELAY_STREAM`` is set). Importing this package does not import ``runpod``. The ComfyUI client is the
+:mod:`handlers.worker.comfy` subpackage, with its own surface.
 """
 
-from handlers.worker._comfy_client import ClientState, ComfyClient, SocketState, Submission, prompt_id_for
-from handlers.worker._comfy_config import Backoff, ComfyLimits
-from handlers.worker._comfy_errors import (
-    ClientClosed,
-    ComfyUICrashed,
-    ComfyUIError,
-    ComfyUIExecutionError,
-    ComfyUIInvalid,
-    ComfyUIMisuse,
-    ComfyUITransient,
-    ComfyUIUnavailable,
-    DeadlineExceeded,
-    ExecutionFailed,
-    PromptInterrupted,
-    PromptNotApiFormat,
-    PromptRejected,
-    RequestRejected,
-)
-from handlers.worker._comfy_protocol import (
-    Adopted,
-    Cached,
-    Event,
-    ExecutionErrorDetails,
-    Failed,
-    GraphInfo,
-    Interrupted,
-    NodeStarted,
-    Output,
-    Preview,
-    ProgressText,
-    ProgressUpdate,
-    PromptFollower,
-    Queued,
-    QueuePosition,
-    Started,
-    StepProgress,
-    Succeeded,
-    Vanished,
-)
 from handlers.worker._config import ConfigError, WorkerConfig
 from handlers.worker._core import WorkerRuntime
 from handlers.worker._events import CoreEvent, Finished, ProgressThrottle, error_for, fit_payload, progress_event
 from handlers.worker._handler import handler, make_handler, make_stream_handler, set_runtime, stream_handler
 from handlers.worker._logging import JsonFormatter, RedactingFilter, configure_logging, job_context, redact
 from handlers.worker._progress_sink import WebhookOutbox
+from handlers.worker._staging import MediaFetcher, MediaLimits
+from handlers.worker._storage import MemoryOutputStore, OutputStore, S3OutputStore, UploadSettings
 from handlers.worker._supervisor import ComfyProcess, ComfyUIDied
 
 __all__ = [
-    "Adopted",
-    "Backoff",
-    "Cached",
-    "ClientClosed",
-    "ClientState",
-    "ComfyClient",
-    "ComfyLimits",
     "ComfyProcess",
-    "ComfyUICrashed",
     "ComfyUIDied",
-    "ComfyUIError",
-    "ComfyUIExecutionError",
-    "ComfyUIInvalid",
-    "ComfyUIMisuse",
-    "ComfyUITransient",
-    "ComfyUIUnavailable",
     "ConfigError",
     "CoreEvent",
-    "DeadlineExceeded",
-    "Event",
-    "ExecutionErrorDetails",
-    "ExecutionFailed",
-    "Failed",
     "Finished",
-    "GraphInfo",
-    "Interrupted",
     "JsonFormatter",
-    "NodeStarted",
-    "Output",
-    "Preview",
-    "ProgressText",
+    "MediaFetcher",
+    "MediaLimits",
+    "MemoryOutputStore",
+    "OutputStore",
     "ProgressThrottle",
-    "ProgressUpdate",
-    "PromptFollower",
-    "PromptInterrupted",
-    "PromptNotApiFormat",
-    "PromptRejected",
-    "QueuePosition",
-    "Queued",
     "RedactingFilter",
-    "RequestRejected",
-    "SocketState",
-    "Started",
-    "StepProgress",
-    "Submission",
-    "Succeeded",
-    "Vanished",
+    "S3OutputStore",
+    "UploadSettings",
     "WebhookOutbox",
     "WorkerConfig",
     "WorkerRuntime",
@@ -110,7 +41,6 @@ __all__ = [
     "make_handler",
     "make_stream_handler",
     "progress_event",
-    "prompt_id_for",
     "redact",
     "set_runtime",
     "stream_handler",

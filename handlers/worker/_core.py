@@ -37,10 +37,6 @@ from handlers.contract import (
     ProgressEvent,
     is_job_id,
 )
-from handlers.worker._comfy_client import ComfyClient, prompt_id_for
-from handlers.worker._comfy_config import Backoff, ComfyLimits
-from handlers.worker._comfy_errors import ComfyUICrashed, ComfyUIError, ComfyUITransient
-from handlers.worker._comfy_protocol import Adopted, NodeStarted, Output, ProgressUpdate, Queued, Started, Succeeded
 from handlers.worker._config import WorkerConfig
 from handlers.worker._events import (
     CoreEvent,
@@ -60,6 +56,22 @@ from handlers.worker._publish import OutputPublisher
 from handlers.worker._staging import InputStager, JobFiles, MediaFetcher, MediaLimits, job_files, rewrite_media_refs
 from handlers.worker._storage import OutputStore, S3OutputStore, UploadFailed, UploadSettings
 from handlers.worker._supervisor import ComfyProcess
+from handlers.worker.comfy import (
+    Adopted,
+    Backoff,
+    ComfyClient,
+    ComfyLimits,
+    ComfyUICrashed,
+    ComfyUIError,
+    ComfyUITransient,
+    NodeStarted,
+    Output,
+    ProgressUpdate,
+    Queued,
+    Started,
+    Succeeded,
+    prompt_id_for,
+)
 from handlers.workflow import (
     BoundWorkflow,
     Catalogue,

@@ -26,21 +26,21 @@ from handlers.contract import (
     comfyui_rejection_error,
     validation_problems,
 )
-from handlers.worker._comfy_errors import (
+from handlers.worker._media import MediaError
+from handlers.worker._storage import StorageError
+from handlers.worker._supervisor import ComfyUIDied
+from handlers.worker.comfy import (
     ComfyUICrashed,
     ComfyUIError,
     ComfyUIInvalid,
     ComfyUIUnavailable,
     DeadlineExceeded,
     ExecutionFailed,
+    ProgressUpdate,
     PromptInterrupted,
     PromptNotApiFormat,
     PromptRejected,
 )
-from handlers.worker._comfy_protocol import ProgressUpdate
-from handlers.worker._media import MediaError
-from handlers.worker._storage import StorageError
-from handlers.worker._supervisor import ComfyUIDied
 from handlers.workflow import BindingError, ConversionError, TemplateError, ValidationReport
 
 __all__ = [

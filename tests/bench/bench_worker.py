@@ -31,10 +31,10 @@ import httpx
 from PIL import Image
 
 from handlers.contract import OutputReadyEvent
-from handlers.worker import Finished, Output, WorkerConfig, WorkerRuntime
+from handlers.worker import Finished, S3OutputStore, UploadSettings, WorkerConfig, WorkerRuntime
 from handlers.worker._outputs import ComfyDirs
 from handlers.worker._publish import OutputPublisher
-from handlers.worker._storage import S3OutputStore, UploadSettings
+from handlers.worker.comfy import Output
 
 BUCKET = "bench"
 TARGETS = {"overhead_1_p50": 40.0, "overhead_4_p50": 80.0, "visible_p50": 150.0, "rss_mb": 64.0}

@@ -35,7 +35,10 @@ from tests.dispatch.conftest import (
 
 
 def test_public_surface() -> None:
-    assert handlers.dispatch.__all__ == sorted(handlers.dispatch.__all__) == ["on_queue", "on_webhook", "reconcile"]
+    expected = ["DispatchError", "ResourceNames", "on_queue", "on_webhook", "provision", "reconcile"]
+    assert handlers.dispatch.__all__ == expected
+    for name in expected:
+        assert getattr(handlers.dispatch, name).__module__.startswith("handlers.dispatch")
 
 
 def test_import_pulls_in_neither_runpod_nor_pillow() -> None:

@@ -20,9 +20,7 @@ from aiohttp import web
 from handlers.contract import JobResult
 from handlers.local._serving import ServerThread
 from handlers.local.comfyui import EmulatorConfig, create_app
-from handlers.worker import Finished, WorkerConfig, WorkerRuntime
-from handlers.worker._staging import MediaFetcher, MediaLimits
-from handlers.worker._storage import S3OutputStore
+from handlers.worker import Finished, MediaFetcher, MediaLimits, S3OutputStore, WorkerConfig, WorkerRuntime
 from tests.conftest import REPO
 from tests.local.runpod.conftest import Emulator, wait_for
 from tests.worker.conftest import make_s3_client

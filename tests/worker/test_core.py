@@ -26,9 +26,9 @@ from handlers.contract import (
     ProgressWebhookPayload,
     verify_webhook,
 )
-from handlers.worker import WorkerRuntime, prompt_id_for
+from handlers.worker import S3OutputStore, WorkerRuntime
 from handlers.worker._core import per_job_outputs
-from handlers.worker._storage import S3OutputStore
+from handlers.worker.comfy import prompt_id_for
 from tests.worker._relay import (
     Comfy,
     collect,
@@ -470,7 +470,7 @@ async def test_hostile_media_is_refused_and_nothing_is_written(
 
 async def test_oversize_media_is_refused(comfy: Comfy, moto_endpoint: str, s3_bucket: str, tmp_path: Path) -> None:
     rt = runtime_for(comfy, moto_endpoint, s3_bucket, scratch=tmp_path / "scratch", media_max_bytes=1000)
-    from handlers.worker._staging import MediaFetcher, MediaLimits
+    from handlers.worker import MediaFetcher, MediaLimits
 
     rt._fetcher = MediaFetcher(MediaLimits(max_bytes=1000))
     buffer = io.BytesIO()

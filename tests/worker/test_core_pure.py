@@ -15,16 +15,9 @@ from pydantic import ValidationError
 
 from handlers.contract import ErrorCode, JobError, JobInput, JobResult, OutputItem, OutputKind, Problem, ProgressEvent
 from handlers.worker import (
-    ComfyUICrashed,
-    ComfyUIUnavailable,
     ConfigError,
-    DeadlineExceeded,
-    ExecutionErrorDetails,
-    ExecutionFailed,
     Finished,
     ProgressThrottle,
-    PromptInterrupted,
-    PromptRejected,
     WorkerConfig,
     configure_logging,
     error_for,
@@ -33,11 +26,20 @@ from handlers.worker import (
     progress_event,
     redact,
 )
-from handlers.worker._comfy_protocol import ProgressUpdate
 from handlers.worker._events import NodeTimeline, result_timings
 from handlers.worker._logging import register_secret
 from handlers.worker._media import BadBase64, DisallowedUrl, MediaFetchFailed
 from handlers.worker._storage import UploadFailed
+from handlers.worker.comfy import (
+    ComfyUICrashed,
+    ComfyUIUnavailable,
+    DeadlineExceeded,
+    ExecutionErrorDetails,
+    ExecutionFailed,
+    PromptInterrupted,
+    PromptRejected,
+)
+from handlers.worker.comfy._protocol import ProgressUpdate
 from handlers.workflow import BindingError, TemplateNotFoundError
 
 

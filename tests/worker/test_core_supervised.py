@@ -13,9 +13,7 @@ import httpx
 import pytest
 
 from handlers.contract import ErrorCode, OutputKind
-from handlers.worker import ComfyProcess, WorkerConfig, WorkerRuntime
-from handlers.worker._staging import MediaFetcher, MediaLimits
-from handlers.worker._storage import S3OutputStore
+from handlers.worker import ComfyProcess, MediaFetcher, MediaLimits, S3OutputStore, WorkerConfig, WorkerRuntime
 from tests.worker._relay import WORKFLOWS, collect, free_port, make_models, mixed_graph, result_of, sampler_graph
 from tests.worker.conftest import make_s3_client
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from handlers.contract import JobError, JobResult, OutputKind
-from handlers.worker import prompt_id_for
+from handlers.worker.comfy import prompt_id_for
 from tests.local.runpod.conftest import Emulator, wait_for
 from tests.worker._relay import (
     Comfy,

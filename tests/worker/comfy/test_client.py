@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from handlers.worker._comfy_client import ClientState, ComfyClient, Submission, prompt_id_for
-from handlers.worker._comfy_config import Backoff, ComfyLimits
-from handlers.worker._comfy_errors import (
+from handlers.worker.comfy._client import ClientState, ComfyClient, Submission, prompt_id_for
+from handlers.worker.comfy._config import Backoff, ComfyLimits
+from handlers.worker.comfy._errors import (
     ClientClosed,
     ComfyUICrashed,
     ComfyUIUnavailable,
@@ -30,7 +30,7 @@ from handlers.worker._comfy_errors import (
     PromptRejected,
     RequestRejected,
 )
-from handlers.worker._comfy_protocol import Adopted, Event, NodeStarted, Output, ProgressUpdate, Queued, Succeeded
+from handlers.worker.comfy._protocol import Adopted, Event, NodeStarted, Output, ProgressUpdate, Queued, Succeeded
 from tests.local.comfyui.conftest import ComfyEmulator
 
 pytestmark = [

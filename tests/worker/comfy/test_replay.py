@@ -14,11 +14,11 @@ import httpx
 import pytest
 import websockets.exceptions as ws_exc
 
-from handlers.worker._comfy_client import ComfyClient
-from handlers.worker._comfy_config import Backoff, ComfyLimits
-from handlers.worker._comfy_errors import ComfyUIMisuse
-from handlers.worker._comfy_protocol import Cached, Event, NodeStarted, Output, Preview, Queued, Succeeded
-from tests.worker.test_comfy_protocol import Frame, Transcript, load
+from handlers.worker.comfy._client import ComfyClient
+from handlers.worker.comfy._config import Backoff, ComfyLimits
+from handlers.worker.comfy._errors import ComfyUIMisuse
+from handlers.worker.comfy._protocol import Cached, Event, NodeStarted, Output, Preview, Queued, Succeeded
+from tests.worker.comfy.test_protocol import Frame, Transcript, load
 
 pytestmark = [pytest.mark.shared, pytest.mark.timeout(60)]
 

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import httpx
 import websockets.exceptions as ws_exc
 
-from handlers.worker._comfy_protocol import ExecutionErrorDetails
+from handlers.worker.comfy._protocol import ExecutionErrorDetails
 
 __all__ = [
     "ClientClosed",

@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from handlers.worker._comfy_binary import (
+from handlers.worker.comfy._binary import (
     PREVIEW_IMAGE_WITH_METADATA,
     BinaryFrameError,
     PreviewFrame,

@@ -1,6 +1,6 @@
 """The asyncio layer of the ComfyUI client: HTTP with httpx, one WebSocket per client, and nothing clever.
 
-The protocol decisions (what a message means, when to poll, when a prompt is over) live in ``_comfy_protocol``; this
+The protocol decisions (what a message means, when to poll, when a prompt is over) live in ``_protocol``; this
 module moves bytes, routes messages to the prompt they name, reconnects, and turns deadlines and cancellation into
 ``/queue`` delete + ``/interrupt``. Typical use::
 
@@ -34,9 +34,9 @@ from typing import IO, Any, Literal, Protocol, TypeVar
 import httpx
 import websockets.asyncio.client
 
-from handlers.worker._comfy_binary import BinaryFrameError, PreviewFrame, parse_binary_frame
-from handlers.worker._comfy_config import ComfyLimits, backoff_delays
-from handlers.worker._comfy_errors import (
+from handlers.worker.comfy._binary import BinaryFrameError, PreviewFrame, parse_binary_frame
+from handlers.worker.comfy._config import ComfyLimits, backoff_delays
+from handlers.worker.comfy._errors import (
     ClientClosed,
     ComfyUICrashed,
     ComfyUIError,
@@ -51,7 +51,7 @@ from handlers.worker._comfy_errors import (
     RequestRejected,
     translate_errors,
 )
-from handlers.worker._comfy_protocol import (
+from handlers.worker.comfy._protocol import (
     Action,
     Event,
     Failed,

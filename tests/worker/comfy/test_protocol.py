@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.worker._comfy_binary import BinaryFrameError, PreviewFrame, TextFrame, parse_binary_frame
-from handlers.worker._comfy_protocol import (
+from handlers.worker.comfy._binary import BinaryFrameError, PreviewFrame, TextFrame, parse_binary_frame
+from handlers.worker.comfy._protocol import (
     TERMINAL_EVENTS,
     Action,
     Adopted,
