@@ -37,9 +37,7 @@ class JobInputError(Exception):
 
 
 def _invalid(problems: list[Problem], code: ErrorCode = ErrorCode.INVALID_INPUT) -> JobInputError:
-    shown = "; ".join(str(p) for p in problems[:3])
-    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-    return JobInputError(JobError(code=code, message=shown + more, problems=problems))
+    return JobInputError(JobError.from_problems(problems, code=code))
 
 
 def parse_assignments(items: Iterable[str], option: str, path: str) -> dict[str, str]:
@@ -155,10 +153,8 @@ def build_job_input(
             bound = resolve_template(template, _typed_params(params, types), overrides_typed, media_names=media_names)
             # Send what the schema made of each given value (e.g. 20, not "20"), so the worker sees typed JSON.
             document["params"] = {k: bound.params.get(k, v) for k, v in _typed_params(params, types).items()}
-    except BindingError as exc:
+    except (BindingError, TemplateError) as exc:
         raise JobInputError(exc.to_job_error()) from None
-    except TemplateError as exc:
-        raise JobInputError(JobError(code=exc.code, message=exc.message, problems=exc.problems)) from None
     try:
         JobInput.model_validate(document)
     except ValidationError as exc:

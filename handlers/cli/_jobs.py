@@ -93,7 +93,7 @@ def _enqueue(args: argparse.Namespace) -> int:
 
     from handlers.cli._follow import print_job_error  # noqa: PLC0415
     from handlers.cli._job_input import JobInputError, job_input_from_args  # noqa: PLC0415
-    from handlers.contract import ErrorCode, JobError, QueueMessage, validation_problems  # noqa: PLC0415
+    from handlers.contract import JobError, QueueMessage, validation_problems  # noqa: PLC0415
 
     err = error_console()
     try:
@@ -106,10 +106,7 @@ def _enqueue(args: argparse.Namespace) -> int:
         try:
             QueueMessage.model_validate(message)
         except ValidationError as exc:
-            problems = validation_problems(exc, root="")
-            raise JobInputError(
-                JobError(code=ErrorCode.INVALID_INPUT, message="; ".join(map(str, problems[:3])), problems=problems)
-            ) from None
+            raise JobInputError(JobError.from_problems(validation_problems(exc, root=""))) from None
     except JobInputError as exc:
         print_job_error(err, exc.error.model_dump(mode="json", exclude_none=True), prefix="message rejected")
         return 2

@@ -9,7 +9,15 @@ JSON Schema of a job's input, generated from :class:`JobInput`.
 from handlers.contract._comfyui_errors import comfyui_execution_error, comfyui_rejection_error
 from handlers.contract._common import JOB_ID_PATTERN, canonical_json, is_job_id
 from handlers.contract._dispatch import Notify, Priority, QueueMessage, RunPolicy, derive_job_id, input_digest
-from handlers.contract._errors import RETRYABLE_CODES, ErrorCode, ExecutionFailure, JobError, NodeError
+from handlers.contract._errors import (
+    RETRYABLE_CODES,
+    CodedError,
+    ErrorCode,
+    ExecutionFailure,
+    JobError,
+    NodeError,
+    summarize,
+)
 from handlers.contract._job import (
     MAX_INLINE_BASE64_BYTES,
     MAX_PRESIGN_SECONDS,
@@ -62,6 +70,7 @@ __all__ = [
     "TERMINAL_STATES",
     "TIMESTAMP_HEADER",
     "TRANSITIONS",
+    "CodedError",
     "ErrorCode",
     "ExecutionFailure",
     "GraphFormat",
@@ -107,6 +116,7 @@ __all__ = [
     "sign_webhook",
     "split_override_key",
     "state_for_runpod",
+    "summarize",
     "validation_problems",
     "verify_webhook",
     "webhook_signature",

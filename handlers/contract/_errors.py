@@ -6,16 +6,16 @@ infrastructure trouble) unless the raiser knows better, and travels with the err
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import Field, JsonValue, model_validator
 
 from handlers.contract._common import StrictModel
 from handlers.contract._problems import Problem
 
-__all__ = ["RETRYABLE_CODES", "ErrorCode", "ExecutionFailure", "JobError", "NodeError"]
+__all__ = ["RETRYABLE_CODES", "CodedError", "ErrorCode", "ExecutionFailure", "JobError", "NodeError", "summarize"]
 
 
 class ErrorCode(StrEnum):
@@ -61,6 +61,16 @@ RETRYABLE_CODES = frozenset(
         ErrorCode.LOST,
     }
 )
+
+
+#: How many problems an error's message names before "(and N more)"; the full list travels in the details.
+_SHOWN = 3
+
+
+def summarize(items: Sequence[object]) -> str:
+    """The message of an error made of several findings: the first three, then how many more there are."""
+    more = f" (and {len(items) - _SHOWN} more)" if len(items) > _SHOWN else ""
+    return "; ".join(str(item) for item in items[:_SHOWN]) + more
 
 
 class NodeError(StrictModel):
@@ -112,6 +122,14 @@ class JobError(StrictModel):
             return {**data, "retryable": code in RETRYABLE_CODES}
         return data
 
+    @classmethod
+    def from_problems(
+        cls, problems: Sequence[Problem], *, code: ErrorCode = ErrorCode.INVALID_INPUT, job_id: str | None = None
+    ) -> JobError:
+        """The one way to turn a job's problems into an error: every problem in the details, the first three in the
+        message. Dispatch, the worker and the CLI all build it here, so one invalid job reads the same everywhere."""
+        return cls(code=code, message=summarize(problems), job_id=job_id, problems=list(problems))
+
     def summary(self) -> str:
         return f"{self.code.value}: {self.message}"
 
@@ -146,3 +164,17 @@ class JobError(StrictModel):
                 pass
         # Anything else (an uncaught exception in the SDK, a platform failure) is ours to investigate.
         return cls(code=ErrorCode.INTERNAL, message=text)
+
+
+@runtime_checkable
+class CodedError(Protocol):
+    """An exception that knows what it means for the job: its :class:`ErrorCode`, whether a retry may help, and the
+    :class:`JobError` it becomes (``job_id`` filled in by whoever knows it)."""
+
+    @property
+    def code(self) -> ErrorCode: ...
+
+    @property
+    def retryable(self) -> bool: ...
+
+    def to_job_error(self, job_id: str | None = None) -> JobError: ...

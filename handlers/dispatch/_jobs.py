@@ -229,11 +229,7 @@ class JobService:
                 if isinstance(candidate, str) and is_job_id(candidate):
                     job_id = candidate
                     break
-        problems = validation_problems(exc, root="")
-        shown = "; ".join(str(p) for p in problems[:3]) + (
-            f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        )
-        error = JobError(code=ErrorCode.INVALID_INPUT, message=shown, job_id=job_id, problems=problems)
+        error = JobError.from_problems(validation_problems(exc, root=""), job_id=job_id)
         digest = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
         self._create_rejected(job_id, digest, error)
         return Disposition.DONE

@@ -24,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Final
 
-from handlers.contract import ErrorCode, GraphFormat, JobError, JobInput, NodeError
+from handlers.contract import GraphFormat, JobInput
 from handlers.dispatch._errors import InvalidJobError
 
 __all__ = ["DEFAULT_CATALOGUE", "InputValidator"]
@@ -43,10 +43,6 @@ def _inventory_combo(options: tuple[Any, ...] | None, value: Any) -> bool:
     if options is None:
         return False
     return not options or _names_a_file(value) or any(_names_a_file(o) for o in options)
-
-
-def _allowed(values: Any) -> list[Any] | None:
-    return list(values) if isinstance(values, list | tuple) else None
 
 
 @dataclass
@@ -94,14 +90,8 @@ class InputValidator:
                         return [f"not validated: the catalogue lacks {', '.join(unknown)} (the worker will check)"]
                     api_graph = ui_to_api(job.workflow, self._catalogue, rng=rng)
                 graph = resolve_graph(api_graph, job.params, job.overrides, media_names=media, rng=rng).graph
-        except TemplateError as exc:
+        except (TemplateError, BindingError, ConversionError) as exc:
             raise InvalidJobError(exc.to_job_error(job_id)) from exc
-        except BindingError as exc:
-            raise InvalidJobError(exc.to_job_error(job_id)) from exc
-        except ConversionError as exc:
-            raise InvalidJobError(
-                JobError(code=ErrorCode.WORKFLOW_INVALID, message=f"UI workflow: {exc}", job_id=job_id)
-            ) from exc
         warnings.extend(self._validate_graph(graph, job_id))
         return warnings
 
@@ -132,29 +122,15 @@ class InputValidator:
         )
         if unknown:
             return [f"not validated: the catalogue lacks {', '.join(unknown)} (the worker will check)"]
-        report = validate(graph, self._catalogue)
-        errors = []
-        for issue in report.errors:
+        full = validate(graph, self._catalogue)
+        inventory = []
+        for issue in full.errors:
             if issue.type == "value_not_in_list" and issue.class_type in self._catalogue and issue.input:
                 spec = self._catalogue[issue.class_type].input(issue.input)
                 if spec is not None and _inventory_combo(spec.options, issue.extra_info.get("received_value")):
-                    continue
-            errors.append(issue)
-        if not errors:
+                    inventory.append(issue)
+        report = full.without(inventory)
+        if report.valid:
             return [str(w) for w in report.warnings]
-        node_errors = [
-            NodeError(
-                node_id=issue.node_id or "",
-                class_type=issue.class_type,
-                input=issue.input,
-                type=issue.type,
-                message=issue.message + (f": {issue.details}" if issue.details else ""),
-                allowed=_allowed(issue.hints.get("allowed_values")),
-            )
-            for issue in errors
-        ]
-        shown = "; ".join(str(issue) for issue in errors[:3])
-        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-        raise InvalidJobError(
-            JobError(code=ErrorCode.WORKFLOW_INVALID, message=shown + more, job_id=job_id, node_errors=node_errors)
-        )
+        # The worker reports its own check through the same method: one invalid graph, one message.
+        raise InvalidJobError(report.to_job_error(job_id))

@@ -47,7 +47,6 @@ from handlers.worker._events import (
     error_for,
     progress_event,
     result_timings,
-    validation_error,
 )
 from handlers.worker._logging import job_context, register_secret, set_prompt_id
 from handlers.worker._outputs import ComfyDirs, collect_node_outputs, resolve_ref
@@ -450,7 +449,7 @@ class _JobRun:
         catalogue = await self.runtime.catalogue()
         report = validate(bound.graph, catalogue)
         if not report.valid:
-            raise _Fail(validation_error(report, job_id=self.job_id))
+            raise _Fail(report.to_job_error(self.job_id))
         self.warnings.extend(bound.warnings)
         cfg = self.config
         local_outputs = cfg.comfyui_output_dir is not None

@@ -14,6 +14,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from handlers.contract import (
+    CodedError,
     ErrorCode,
     JobError,
     JobResult,
@@ -27,7 +28,6 @@ from handlers.contract import (
     validation_problems,
 )
 from handlers.worker._media import MediaError
-from handlers.worker._storage import StorageError
 from handlers.worker._supervisor import ComfyUIDied
 from handlers.worker.comfy import (
     ComfyUICrashed,
@@ -41,7 +41,6 @@ from handlers.worker.comfy import (
     PromptNotApiFormat,
     PromptRejected,
 )
-from handlers.workflow import BindingError, ConversionError, TemplateError, ValidationReport
 
 __all__ = [
     "MAX_RESULT_BYTES",
@@ -54,7 +53,6 @@ __all__ = [
     "fit_payload",
     "progress_event",
     "result_timings",
-    "validation_error",
 ]
 
 #: RunPod refuses stream chunks over 1 MB and /run results over 10 MB; stay a little under both.
@@ -236,23 +234,19 @@ def error_for(
     media_index: Mapping[str, int] | None = None,
 ) -> JobError | None:
     """The :class:`JobError` for a failure the worker understands; ``None`` means a bug (report as ``internal``).
+    Errors that know their code (:class:`CodedError`: binding, templates, conversion, media, storage) say it
+    themselves; ComfyUI's exception tree is translated here, its one boundary with the contract.
     ``media_index`` (media name -> position in ``input.media``) lets a media failure point at its item."""
     error: JobError | None = None
     if isinstance(exc, ValidationError):
-        problems = validation_problems(exc)
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        shown = "; ".join(str(p) for p in problems[:3]) + more
-        error = JobError(code=ErrorCode.INVALID_INPUT, message=shown, problems=problems)
-    elif isinstance(exc, BindingError | TemplateError):
-        error = exc.to_job_error(job_id)
-    elif isinstance(exc, ConversionError):
-        error = JobError(code=ErrorCode.WORKFLOW_INVALID, message=f"cannot convert the UI workflow: {exc}")
+        error = JobError.from_problems(validation_problems(exc))
     elif isinstance(exc, MediaError):
+        error = exc.to_job_error(job_id)
         index = (media_index or {}).get(exc.media_name or "")
-        path = f"input.media[{index}]" if index is not None else None
-        error = exc.to_job_error(path)
-    elif isinstance(exc, StorageError):
-        error = exc.to_job_error()
+        if index is not None:
+            error = error.model_copy(update={"problems": [exc.problem_at(f"input.media[{index}]")]})
+    elif isinstance(exc, CodedError):
+        error = exc.to_job_error(job_id)
     elif isinstance(exc, PromptRejected):
         error = comfyui_rejection_error(exc.body, job_id=job_id)
     elif isinstance(exc, PromptNotApiFormat):
@@ -290,24 +284,6 @@ def error_for(
     if prompt_id is not None and error.prompt_id is None:
         update["prompt_id"] = prompt_id
     return error.model_copy(update=update)
-
-
-def validation_error(report: ValidationReport, *, job_id: str | None) -> JobError:
-    """Our own check of the graph, in the shape ComfyUI's 400 would have had - plus the allowed values of long
-    combo lists, which ComfyUI leaves out and a caller needs to fix the job."""
-    error = comfyui_rejection_error(report.comfyui_body(), job_id=job_id)
-    allowed = {
-        (i.node_id, i.input): list(i.hints["allowed_values"])
-        for i in report.errors
-        if isinstance(i.hints.get("allowed_values"), list | tuple)
-    }
-    node_errors = [
-        e.model_copy(update={"allowed": allowed[(e.node_id, e.input)]})
-        if e.allowed is None and (e.node_id, e.input) in allowed
-        else e
-        for e in error.node_errors
-    ]
-    return error.model_copy(update={"node_errors": node_errors})
 
 
 # ----------------------------------------------------------------------------------------------------- payloads

@@ -50,7 +50,7 @@ class MediaError(Exception):
                                     trying again later may help (timeouts, 5xx, 429) or not (404, 403)
     """
 
-    code: ClassVar[str] = "media_fetch_failed"
+    code: ClassVar[ErrorCode] = ErrorCode.MEDIA_FETCH_FAILED
 
     def __init__(self, message: str, *, source: str | None = None, retryable: bool = False) -> None:
         super().__init__(message)
@@ -62,21 +62,24 @@ class MediaError(Exception):
         self.media_name: str | None = None
 
     def details(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"code": self.code, "message": self.message, "retryable": self.retryable}
+        out: dict[str, Any] = {"code": self.code.value, "message": self.message, "retryable": self.retryable}
         if self.source is not None:
             out["source"] = self.source
         if self.media_name is not None:
             out["media"] = self.media_name
         return out
 
-    def to_job_error(self, path: str | None = None) -> JobError:
-        """The contract's error for this failure; ``path`` (``input.media[2]``) adds a problem pointing at the item."""
-        problems = [Problem(path=path, message=self.message)] if path is not None else []
-        return JobError(code=ErrorCode(self.code), message=self.message, retryable=self.retryable, problems=problems)
+    def to_job_error(self, job_id: str | None = None) -> JobError:
+        """The contract's error for this failure (the worker adds a problem at ``input.media[i]`` when it knows
+        which item failed: see :meth:`problem_at`)."""
+        return JobError(code=self.code, message=self.message, retryable=self.retryable, job_id=job_id)
+
+    def problem_at(self, path: str) -> Problem:
+        return Problem(path=path, message=self.message)
 
 
 class InvalidMedia(MediaError):
-    code: ClassVar[str] = "invalid_input"
+    code: ClassVar[ErrorCode] = ErrorCode.INVALID_INPUT
 
     def __init__(self, message: str, *, source: str | None = None) -> None:
         super().__init__(message, source=source, retryable=False)
@@ -103,7 +106,7 @@ class UnsupportedMedia(InvalidMedia):
 
 
 class MediaFetchFailed(MediaError):
-    code: ClassVar[str] = "media_fetch_failed"
+    code: ClassVar[ErrorCode] = ErrorCode.MEDIA_FETCH_FAILED
 
 
 # ---------------------------------------------------------------------------------------------------------------

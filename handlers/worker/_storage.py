@@ -65,7 +65,7 @@ class StorageError(Exception):
         └── UploadFailed    an upload or the manifest write failed after the bounded retries
     """
 
-    code: ClassVar[str] = "upload_failed"
+    code: ClassVar[ErrorCode] = ErrorCode.UPLOAD_FAILED
 
     def __init__(self, message: str, *, key: str | None = None, retryable: bool = True) -> None:
         super().__init__(message)
@@ -74,13 +74,13 @@ class StorageError(Exception):
         self.retryable = retryable
 
     def details(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"code": self.code, "message": self.message, "retryable": self.retryable}
+        out: dict[str, Any] = {"code": self.code.value, "message": self.message, "retryable": self.retryable}
         if self.key is not None:
             out["key"] = self.key
         return out
 
-    def to_job_error(self) -> JobError:
-        return JobError(code=ErrorCode(self.code), message=self.message, retryable=self.retryable)
+    def to_job_error(self, job_id: str | None = None) -> JobError:
+        return JobError(code=self.code, message=self.message, retryable=self.retryable, job_id=job_id)
 
 
 class UploadFailed(StorageError):

@@ -47,6 +47,9 @@ RANDOM_SEED_MAX = 2**32 - 1
 class BindingError(ValueError):
     """The job's parameters or overrides do not fit the workflow. ``problems`` lists every one of them."""
 
+    code = ErrorCode.INVALID_INPUT
+    retryable = False
+
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         count = len(problems)
@@ -56,9 +59,7 @@ class BindingError(ValueError):
         return str(self.args[0]) + "".join(f"\n  {p}" for p in self.problems)
 
     def to_job_error(self, job_id: str | None = None) -> JobError:
-        shown = "; ".join(str(p) for p in self.problems[:3])
-        more = f" (and {len(self.problems) - 3} more)" if len(self.problems) > 3 else ""
-        return JobError(code=ErrorCode.INVALID_INPUT, message=shown + more, job_id=job_id, problems=self.problems)
+        return JobError.from_problems(self.problems, code=self.code, job_id=job_id)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from handlers.contract import ErrorCode, JobError
 from handlers.workflow._catalogue import Catalogue, InputSpec, NodeClass
 from handlers.workflow._dynamic_prompt import resolve_dynamic_prompt
 from handlers.workflow._ui_model import (
@@ -49,6 +50,9 @@ _CONTROL_VALUES: Final = frozenset({"fixed", "increment", "decrement", "randomiz
 class ConversionError(ValueError):
     """A UI workflow that cannot be converted; names the node (id, type, title) and the reason."""
 
+    code = ErrorCode.WORKFLOW_INVALID
+    retryable = False
+
     def __init__(
         self, reason: str, *, node_id: str | None = None, node_type: str | None = None, title: str | None = None
     ) -> None:
@@ -61,6 +65,9 @@ class ConversionError(ValueError):
             label = f", {title!r}" if title and title != node_type else ""
             where = f"node {node_id} ({node_type}{label}): "
         super().__init__(where + reason)
+
+    def to_job_error(self, job_id: str | None = None) -> JobError:
+        return JobError(code=self.code, message=f"cannot convert the UI workflow: {self}", job_id=job_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ class TemplateError(Exception):
     """A template could not be used; ``problems`` says why, each with a path."""
 
     code = ErrorCode.INTERNAL
+    retryable = False
 
     def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
         super().__init__(message)

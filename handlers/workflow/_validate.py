@@ -13,10 +13,11 @@ off their widget's step (the frontend would have rounded them), and nodes that f
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
+from handlers.contract import JobError, comfyui_rejection_error
 from handlers.workflow._catalogue import Catalogue, InputSpec, NodeClass
 
 __all__ = ["ValidationIssue", "ValidationReport", "validate"]
@@ -91,6 +92,29 @@ class ValidationReport:
     @property
     def valid(self) -> bool:
         return not self.errors
+
+    def to_job_error(self, job_id: str | None = None) -> JobError:
+        """The report's errors as the :class:`JobError` ComfyUI's own 400 would have given (so a graph this check
+        refuses reads the same as one ComfyUI refuses), plus the allowed values of long combo lists, which ComfyUI
+        leaves out and a caller needs to fix the job. Dispatch and the worker both report through here."""
+        error = comfyui_rejection_error(self.comfyui_body(), job_id=job_id)
+        allowed = {
+            (i.node_id, i.input): list(i.hints["allowed_values"])
+            for i in self.errors
+            if isinstance(i.hints.get("allowed_values"), list | tuple)
+        }
+        node_errors = [
+            e.model_copy(update={"allowed": allowed[(e.node_id, e.input)]})
+            if e.allowed is None and (e.node_id, e.input) in allowed
+            else e
+            for e in error.node_errors
+        ]
+        return error.model_copy(update={"node_errors": node_errors})
+
+    def without(self, dropped: Collection[ValidationIssue]) -> ValidationReport:
+        """The same report minus some issues (dispatch drops what its catalogue snapshot cannot judge)."""
+        gone = {id(i) for i in dropped}
+        return replace(self, issues=tuple(i for i in self.issues if id(i) not in gone))
 
     def comfyui_body(self) -> dict[str, Any]:
         """The body ComfyUI answers ``POST /prompt`` with for these errors (``{"error", "node_errors"}``).

@@ -208,3 +208,13 @@ def test_execution_error_from_recording(shared_dir: Path) -> None:
     assert error.prompt_id == data["prompt_id"]
     assert error.message.startswith("node 1 (EmptyImage) raised RuntimeError: ")
     assert "\n" not in error.message
+
+
+def test_one_constructor_names_the_first_three_problems() -> None:
+    problems = [Problem(path=f"input.params.p{i}", message="is required") for i in range(5)]
+    error = JobError.from_problems(problems, job_id="j-1")
+    assert error.message == (
+        "input.params.p0: is required; input.params.p1: is required; input.params.p2: is required (and 2 more)"
+    )
+    assert (error.code, error.job_id, error.problems) == (ErrorCode.INVALID_INPUT, "j-1", problems)
+    assert JobError.from_problems(problems[:1], code=ErrorCode.WORKFLOW_INVALID).message == str(problems[0])

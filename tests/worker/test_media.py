@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from handlers.contract import ErrorCode
+from handlers.contract import CodedError, ErrorCode
 from handlers.worker._media import (
     BadBase64,
     DisallowedUrl,
@@ -195,7 +195,11 @@ def test_error_tree_codes_and_retryability() -> None:
     # Every code is one the contract knows, so the handler can build a JobError from it.
     job_error = fetch.to_job_error()
     assert (job_error.code, job_error.retryable) == (ErrorCode.MEDIA_FETCH_FAILED, True)
-    bad = UnsafeName("media name '../x' contains a path separator").to_job_error("input.media[0].name")
+    unsafe = UnsafeName("media name '../x' contains a path separator")
+    bad = unsafe.to_job_error("job-1")
     assert bad.summary() == "invalid_input: media name '../x' contains a path separator"
-    assert [str(p) for p in bad.problems] == ["input.media[0].name: media name '../x' contains a path separator"]
-    assert bad.retryable is False
+    assert (bad.job_id, bad.retryable) == ("job-1", False)
+    assert str(unsafe.problem_at("input.media[0].name")) == (
+        "input.media[0].name: media name '../x' contains a path separator"
+    )
+    assert isinstance(unsafe, CodedError) and isinstance(fetch, CodedError)

@@ -531,7 +531,7 @@ async def test_stage_all_failure_propagates_as_media_error(
     with pytest.raises(MediaFetchFailed, match="HTTP 404") as info:
         await stager(tmp_path, ALLOW).stage_all(items)
     assert info.value.media_name == "bad"
-    assert info.value.to_job_error("input.media[1]").code == "media_fetch_failed"
+    assert info.value.to_job_error().code == "media_fetch_failed"
 
 
 async def test_job_files_removes_inputs_and_tracked_outputs_whatever_happens(tmp_path: Path) -> None:
