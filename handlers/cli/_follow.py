@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from pydantic import ValidationError
 
 from handlers.cli._console import JobBars, ProgressView
 from handlers.cli._runpod_client import TERMINAL_STATUSES, RunPodApiError, RunPodCli
+from handlers.contract import ErrorCode, JobError, RunPodJobStatus
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -145,41 +147,28 @@ def _note_chunk(result: FollowResult, chunk: Any, bars: JobBars | None, key: str
             bars.log(f"  {bars.label(key)}: output of [{title}] ready: {where}")
 
 
+def _status_model(status: Mapping[str, Any]) -> RunPodJobStatus | None:
+    try:
+        return RunPodJobStatus.model_validate(status)
+    except ValidationError:
+        return None
+
+
 def result_outputs(status: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The ``outputs`` of a completed job's ``JobResult`` (also when RunPod aggregated a stream into a list)."""
-    output = status.get("output")
-    candidates = output if isinstance(output, list) else [output]
-    for candidate in reversed(candidates):
-        if isinstance(candidate, Mapping) and isinstance(candidate.get("outputs"), list):
-            return [dict(o) for o in candidate["outputs"] if isinstance(o, Mapping)]
-    # An aggregated stream without a final result: the streamed output events are the outputs.
-    return [
-        dict(c["output"])
-        for c in candidates
-        if isinstance(c, Mapping) and c.get("type") == "output" and isinstance(c.get("output"), Mapping)
-    ]
+    parsed = _status_model(status)
+    return [o.model_dump(mode="json", exclude_none=True) for o in parsed.outputs()] if parsed is not None else []
 
 
 def job_error_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
-    """The structured error of a failed job: ``output.details`` as the worker sent it, else what RunPod said."""
-    output = status.get("output")
-    if isinstance(output, Mapping) and isinstance(output.get("details"), Mapping):
-        return dict(output["details"])
-    if isinstance(output, list):  # a streaming worker's aggregated chunks: its details chunk precedes the error
-        for chunk in reversed(output):
-            if (
-                isinstance(chunk, Mapping)
-                and chunk.get("type") == "error"
-                and isinstance(chunk.get("details"), Mapping)
-            ):
-                return dict(chunk["details"])
-    error = status.get("error")
-    if isinstance(error, str):
-        code, sep, message = error.partition(": ")
-        if sep and code.isidentifier():
-            return {"code": code, "message": message}
-        return {"code": str(status.get("status", "failed")).lower(), "message": error}
-    return {"code": str(status.get("status", "failed")).lower(), "message": f"job ended {status.get('status')}"}
+    """The structured error of a failed job, read by the contract's ``RunPodJobStatus.error()``."""
+    parsed = _status_model(status)
+    error = parsed.error() if parsed is not None else None
+    if error is None:
+        state = str(status.get("status", "failed"))
+        error = JobError(code=ErrorCode.INTERNAL, message=f"job ended {state}")
+    details: dict[str, Any] = error.to_runpod()["details"]
+    return details
 
 
 def print_job_error(out: Console, error: Mapping[str, Any], prefix: str = "error") -> None:

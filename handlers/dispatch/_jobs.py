@@ -33,7 +33,6 @@ from handlers.contract import (
     JobError,
     JobProgress,
     JobRecord,
-    JobResult,
     JobState,
     Notify,
     ProgressEvent,
@@ -387,7 +386,7 @@ class JobService:
             return record
         if target is JobState.SUCCEEDED:
             return self._finish(record, status, runpod_id)
-        error = _job_error(status) or JobError(code=ErrorCode.INTERNAL, message=f"RunPod reports {status.status}")
+        error = status.error() or JobError(code=ErrorCode.INTERNAL, message=f"RunPod reports {status.status}")
         error = error.model_copy(update={"job_id": record.job_id})
         if self._will_retry(record, status, error):
             if record.error == error:
@@ -407,14 +406,14 @@ class JobService:
     ) -> JobRecord:
         changes: dict[str, Any] = {"runpod_id": runpod_id, "error": error}
         if error is None:
-            changes.update(self._success_fields(status.output))
+            changes.update(self._success_fields(status))
         written = self._write(record, status.job_state, **changes)
         log_event(logging.INFO, "job finished", record.job_id, state=written.state.value, runpod_id=runpod_id)
         self._notify(written)
         return written
 
-    def _success_fields(self, output: Any) -> dict[str, Any]:
-        result = _job_result(output)
+    def _success_fields(self, status: RunPodJobStatus) -> dict[str, Any]:
+        result, output = status.result(), status.output
         if result is None:
             raw = output if isinstance(output, dict) else {"output": output}
             text = json.dumps(raw, default=str)
@@ -612,28 +611,3 @@ class JobService:
             log_event(logging.WARNING, "job failed for good", record.job_id, code=final.code.value)
             self._notify(written)
         return "gave_up"
-
-
-def _job_result(output: Any) -> JobResult | None:
-    """The worker's JobResult: the output itself (result mode), or the last chunk of an aggregated stream
-    (streaming mode, where RunPod's output is the list of every chunk and the result comes last)."""
-    candidates = reversed(output) if isinstance(output, list) else (output,)
-    for candidate in candidates:
-        if isinstance(candidate, dict) and "job_id" in candidate:
-            try:
-                return JobResult.model_validate(candidate)
-            except ValidationError:
-                return None
-    return None
-
-
-def _job_error(status: RunPodJobStatus) -> JobError | None:
-    """The worker's JobError: ``status.job_error()``, except that a streaming worker's details come in their own
-    chunk of the aggregated stream (``{"type": "error", "details": ...}``, the last such one), since RunPod keeps
-    only the string of the final ``{"error": ...}`` chunk."""
-    output = status.output
-    if status.status is RunPodStatus.FAILED and isinstance(output, list):
-        for chunk in reversed(output):
-            if isinstance(chunk, dict) and chunk.get("type") == "error" and isinstance(chunk.get("details"), dict):
-                return JobError.from_runpod(status.error, {"details": chunk["details"]})
-    return status.job_error()

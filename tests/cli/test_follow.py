@@ -82,7 +82,7 @@ async def test_without_stream_progress_comes_from_status() -> None:
         result = await follow_job(api, "j", poll_interval_s=0)
     assert result.state == "FAILED"
     assert result.progress_events == 1
-    assert result.job_error() == {"code": "execution_failed", "message": "node 8 raised"}
+    assert result.job_error() == {"code": "execution_failed", "message": "node 8 raised", "retryable": False}
 
 
 async def test_a_streamed_error_keeps_its_details() -> None:

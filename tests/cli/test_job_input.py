@@ -10,7 +10,7 @@ import pytest
 
 from handlers.cli._follow import job_error_from_status, print_job_error, result_outputs
 from handlers.cli._job_input import JobInputError, build_job_input, parse_assignments, untyped_value
-from handlers.contract import ErrorCode
+from handlers.contract import ErrorCode, JobError
 
 
 def test_template_params_are_typed_by_the_schema() -> None:
@@ -79,20 +79,24 @@ def test_assignments_and_untyped_values() -> None:
 
 
 def test_results_and_errors_from_status_answers() -> None:
-    result = {"job_id": "j", "outputs": [{"node_id": "9", "kind": "image"}]}
+    result = {"job_id": "j", "outputs": [{"node_id": "9", "kind": "image", "temp": False}]}
     assert result_outputs({"status": "COMPLETED", "output": result}) == result["outputs"]
     streamed = [{"type": "progress", "percent": 50}, result]
     assert result_outputs({"status": "COMPLETED", "output": streamed}) == result["outputs"]
     details = {"code": "execution_failed", "message": "boom", "execution": {"node_id": "3", "node_type": "KSampler"}}
-    assert job_error_from_status({"status": "FAILED", "output": {"details": details}}) == details
+    # Read through the contract's RunPodJobStatus: the details as the worker's JobError renders them.
+    expected = JobError.model_validate(details).to_runpod()["details"]
+    assert expected["retryable"] is False and expected["execution"]["node_type"] == "KSampler"
+    assert job_error_from_status({"status": "FAILED", "output": {"details": details}}) == expected
     assert job_error_from_status({"status": "FAILED", "error": "workflow_invalid: node 3 bad"}) == {
         "code": "workflow_invalid",
         "message": "node 3 bad",
+        "retryable": False,
     }
     assert job_error_from_status({"status": "TIMED_OUT"})["code"] == "timed_out"
     # A streaming worker: the details come in their own chunk of the aggregated output.
     chunks = [{"type": "progress", "percent": 5.0}, {"type": "error", "details": details}]
-    assert job_error_from_status({"status": "FAILED", "output": chunks, "error": "x: y"}) == details
+    assert job_error_from_status({"status": "FAILED", "output": chunks, "error": "x: y"}) == expected
 
 
 def test_printed_errors_name_the_failing_node_and_input() -> None:

@@ -223,7 +223,7 @@ def test_runpod_status_completed() -> None:
     status = RunPodJobStatus.model_validate(body)
     assert status.job_state is JobState.SUCCEEDED
     assert status.delay_time_ms == 824 and status.execution_time_ms == 3391
-    assert status.job_error() is None
+    assert status.error() is None
     assert status.model_extra == {"workerId": "w-1"}
 
 
@@ -233,18 +233,18 @@ def test_runpod_status_failed_with_our_details() -> None:
     status = RunPodJobStatus.model_validate(
         {"id": "x", "status": "FAILED", "error": body["error"], "output": {"details": body["details"]}}
     )
-    assert status.job_error() == error
+    assert status.error() == error
 
 
 def test_runpod_status_failed_from_an_sdk_crash() -> None:
     status = RunPodJobStatus.model_validate({"id": "x", "status": "FAILED", "error": '{"error_type": "boom"}'})
-    parsed = status.job_error()
+    parsed = status.error()
     assert parsed is not None and parsed.code is ErrorCode.INTERNAL
 
 
 @pytest.mark.parametrize(("status", "code"), [("TIMED_OUT", ErrorCode.TIMED_OUT), ("CANCELLED", ErrorCode.CANCELLED)])
 def test_runpod_status_platform_endings(status: str, code: ErrorCode) -> None:
-    parsed = RunPodJobStatus.model_validate({"id": "x", "status": status}).job_error()
+    parsed = RunPodJobStatus.model_validate({"id": "x", "status": status}).error()
     assert parsed is not None and parsed.code is code
 
 
@@ -252,3 +252,22 @@ def test_unknown_runpod_status_is_rejected() -> None:
     with pytest.raises(ValidationError):
         RunPodJobStatus.model_validate({"id": "x", "status": "EXPLODED"})
     assert RunPodStatus("IN_QUEUE") is RunPodStatus.IN_QUEUE
+
+
+def test_runpod_status_reads_both_worker_modes() -> None:
+    result = {"job_id": "j", "outputs": [{"node_id": "9", "kind": "image"}]}
+    plain = RunPodJobStatus.model_validate({"id": "x", "status": "COMPLETED", "output": result})
+    streamed = RunPodJobStatus.model_validate(
+        {"id": "x", "status": "COMPLETED", "output": [{"type": "progress", "percent": 50}, result]}
+    )
+    for status in (plain, streamed):
+        parsed = status.result()
+        assert parsed is not None and parsed.job_id == "j"
+        assert [o.node_id for o in status.outputs()] == ["9"]
+    # A stream that ended without a result: its output events are the outputs.
+    events = [{"type": "output", "output": {"node_id": "4", "kind": "video"}}]
+    assert [o.node_id for o in RunPodJobStatus(status=RunPodStatus.COMPLETED, output=events).outputs()] == ["4"]
+    error = JobError(code=ErrorCode.WORKFLOW_INVALID, message="bad", job_id="j")
+    chunks = [{"type": "progress", "percent": 5.0}, {"type": "error", "details": error.to_runpod()["details"]}]
+    failed = RunPodJobStatus.model_validate({"id": "x", "status": "FAILED", "output": chunks, "error": "x: y"})
+    assert failed.error() == error and failed.error_text == "x: y" and failed.result() is None

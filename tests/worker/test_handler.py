@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from handlers.cli._follow import job_error_from_status
-from handlers.contract import ErrorCode, ExecutionFailure, JobError, JobResult, Problem
+from handlers.contract import ErrorCode, ExecutionFailure, JobError, JobResult, Problem, RunPodJobStatus
 from handlers.worker import WorkerRuntime, make_handler, make_stream_handler
 from handlers.worker._events import MAX_STREAM_CHUNK_BYTES
 from handlers.worker._handler import fit_error_details
@@ -98,10 +97,10 @@ async def test_stream_mode_streams_node_errors_before_the_error(runtime: WorkerR
     error = JobError.from_runpod(last["error"], details)
     assert error.node_errors[0].input == "cfg" and error.job_id == "s-3"
     # What RunPod keeps of the stream (every chunk before the error) is what dispatch and the CLI read.
-    assert (
-        job_error_from_status({"status": "FAILED", "output": chunks[:-1], "error": last["error"]})
-        == (details["details"])
+    kept = RunPodJobStatus.model_validate(
+        {"id": "s-3", "status": "FAILED", "output": chunks[:-1], "error": last["error"]}
     )
+    assert kept.error() == error
 
 
 def test_error_details_are_fitted_to_the_chunk_limit() -> None:
