@@ -52,7 +52,7 @@ from handlers.worker._logging import job_context, register_secret, set_prompt_id
 from handlers.worker._outputs import ComfyDirs, collect_node_outputs, resolve_ref
 from handlers.worker._progress_sink import WebhookOutbox
 from handlers.worker._publish import OutputPublisher
-from handlers.worker._staging import InputStager, JobFiles, MediaFetcher, MediaLimits, job_files, rewrite_media_refs
+from handlers.worker._staging import InputStager, JobFiles, MediaFetcher, MediaLimits, job_files
 from handlers.worker._storage import OutputStore, S3OutputStore, UploadFailed, UploadSettings
 from handlers.worker._supervisor import ComfyProcess
 from handlers.worker.comfy import (
@@ -75,6 +75,7 @@ from handlers.workflow import (
     BoundWorkflow,
     Catalogue,
     load_template,
+    prepare_run,
     resolve_graph,
     resolve_template,
     ui_to_api,
@@ -463,7 +464,8 @@ class _JobRun:
             roots = [cfg.comfyui_output_dir, cfg.comfyui_temp_dir]
         leftovers = [scratch]
         if cfg.comfyui_output_dir is not None:
-            # The per-job folder per_job_outputs created (its files go with job_files; the folders remain).
+            # The per-job folder prepare_run's output prefixes create (its files go with job_files; the folders
+            # remain).
             leftovers.append(cfg.comfyui_output_dir / self.job_id)
         try:
             async with job_files(input_dir, self.job_id, roots) as files:
@@ -471,7 +473,8 @@ class _JobRun:
                 if self.job.media:
                     await self._gate()  # fetching media for a job that is already done would be waste
                 async with asyncio.timeout_at(deadline):
-                    graph = per_job_outputs(await self._stage(bound, input_dir), self.job_id, uuid.uuid4().hex[:8])
+                    staged = await self._stage(input_dir)
+                graph = prepare_run(bound, job_id=self.job_id, attempt=uuid.uuid4().hex[:8], staged=staged)
                 stage = (stage_started, self.now_ms())
                 if local_outputs:
                     assert cfg.comfyui_output_dir is not None and cfg.comfyui_temp_dir is not None
@@ -534,10 +537,10 @@ class _JobRun:
                     return True
         return False
 
-    async def _stage(self, bound: BoundWorkflow, input_dir: Path) -> dict[str, Any]:
-        """Inputs into ``<input>/<job id>/``; parameters that name a media item now name the staged file."""
+    async def _stage(self, input_dir: Path) -> dict[str, str]:
+        """Inputs into ``<input>/<job id>/``; returns media name -> the name ComfyUI's loaders see."""
         if not self.job.media:
-            return bound.graph
+            return {}
         fetcher = self.runtime._fetcher
         assert fetcher is not None
         stager = InputStager(input_dir, self.job_id, fetcher)
@@ -547,12 +550,7 @@ class _JobRun:
             for item in staged.values():
                 data = await asyncio.to_thread(item.path.read_bytes)
                 await self.runtime.comfy.upload_image(item.path.name, data, subfolder=self.job_id, overwrite=True)
-        names = {name: item.comfy_name for name, item in staged.items()}
-        graph = bound.with_staged(names)
-        for node in graph.values():
-            if isinstance(node, dict) and isinstance(node.get("inputs"), dict):
-                node["inputs"] = rewrite_media_refs(node["inputs"], names)
-        return graph
+        return {name: item.comfy_name for name, item in staged.items()}
 
     async def _follow(
         self,
@@ -746,18 +744,6 @@ def _remove_trees(paths: list[Path]) -> None:
     for path in paths:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
-
-
-def per_job_outputs(graph: dict[str, Any], job_id: str, attempt: str) -> dict[str, Any]:
-    """Every ``filename_prefix`` under ``<job id>/<attempt>/``. Two reasons: ComfyUI answers an output node whose
-    inputs did not change from its cache, naming the files of the earlier run - which this worker has removed; a
-    prefix unique to the attempt makes the save node run again (its upstream nodes stay cached). And each job's
-    files land in a folder of their own."""
-    for node in graph.values():
-        inputs = node.get("inputs") if isinstance(node, dict) else None
-        if isinstance(inputs, dict) and isinstance(inputs.get("filename_prefix"), str):
-            inputs["filename_prefix"] = f"{job_id}/{attempt}/{inputs['filename_prefix'].lstrip('/')}"
-    return graph
 
 
 def _output_event(job_id: str, prompt_id: str, item: OutputItem, elapsed_ms: int) -> OutputReadyEvent:

@@ -63,7 +63,6 @@ __all__ = [
     "StagedMedia",
     "job_files",
     "map_httpx_error",
-    "rewrite_media_refs",
     "system_resolver",
 ]
 
@@ -483,18 +482,6 @@ class InputStager:
             sha256=sink.sha256.hexdigest(),
             source=final_source,
         )
-
-
-def rewrite_media_refs(value: Any, staged: Mapping[str, str]) -> Any:
-    """Replace every string that is exactly a media item's name with its staged ComfyUI name (``<job>/<file>``),
-    through nested lists and dicts. Only whole values match, so prompt text that mentions a name is left alone."""
-    if isinstance(value, str):
-        return staged.get(value, value)
-    if isinstance(value, list):
-        return [rewrite_media_refs(v, staged) for v in value]
-    if isinstance(value, dict):
-        return {k: rewrite_media_refs(v, staged) for k, v in value.items()}
-    return value
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ from handlers.workflow._manifest import (
 )
 from handlers.workflow._params import ParamSpec
 from handlers.workflow._resolve import resolve_graph, resolve_template
+from handlers.workflow._run_graph import prepare_run
 from handlers.workflow._sizes import ModelFamily, detect_family, parse_aspect_ratio, size_for, size_multiple
 from handlers.workflow._templates import (
     Template,
@@ -123,6 +124,7 @@ __all__ = [
     "load_template",
     "merge_variants",
     "parse_aspect_ratio",
+    "prepare_run",
     "prepare_speech_params",
     "prepare_tts_text",
     "resolve_graph",

@@ -27,8 +27,8 @@ from handlers.contract import (
     verify_webhook,
 )
 from handlers.worker import S3OutputStore, WorkerRuntime
-from handlers.worker._core import per_job_outputs
 from handlers.worker.comfy import prompt_id_for
+from handlers.workflow import BoundWorkflow, prepare_run
 from tests.worker._relay import (
     Comfy,
     collect,
@@ -329,7 +329,9 @@ async def test_a_retry_adopts_the_prompt_its_first_attempt_left_running(runtime:
     queued = httpx.post(
         comfy.url + "/prompt",
         json={
-            "prompt": per_job_outputs(sampler_graph(seed=2006), "adopt-1", "first"),  # as the first attempt did
+            "prompt": prepare_run(
+                BoundWorkflow(graph=sampler_graph(seed=2006)), job_id="adopt-1", attempt="first"
+            ),  # as the first attempt did
             "prompt_id": prompt_id,
             "client_id": runtime._client_id,
         },

@@ -37,8 +37,8 @@ from handlers.worker._staging import (
     MediaLimits,
     job_files,
     map_httpx_error,
-    rewrite_media_refs,
 )
+from handlers.workflow import BoundWorkflow, prepare_run
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -515,7 +515,8 @@ async def test_stage_all_with_contract_items_and_rewrite_params(
     assert {k: v.comfy_name for k, v in staged.items()} == {"face": f"{JOB}/face.png", "mask.png": f"{JOB}/mask.png"}
     params = {"image": "face", "masks": ["mask.png", "other"], "prompt": "a face", "n": 3}
     names = {k: v.comfy_name for k, v in staged.items()}
-    assert rewrite_media_refs(params, names) == {
+    graph = prepare_run(BoundWorkflow(graph={"1": {"inputs": params}}), job_id=JOB, attempt="a", staged=names)
+    assert graph["1"]["inputs"] == {
         "image": f"{JOB}/face.png",
         "masks": [f"{JOB}/mask.png", "other"],
         "prompt": "a face",

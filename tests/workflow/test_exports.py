@@ -57,6 +57,7 @@ EXPECTED = [
     "load_template",
     "merge_variants",
     "parse_aspect_ratio",
+    "prepare_run",
     "prepare_speech_params",
     "prepare_tts_text",
     "resolve_graph",

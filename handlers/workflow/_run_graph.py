@@ -1,0 +1,51 @@
+"""The last pure step before a graph leaves for ComfyUI: one attempt of one job, its media staged.
+
+Everything the worker used to rewrite in place lives here, so the worker only does I/O (stage, queue, follow) and
+what a run's graph looks like can be read, and tested, in one function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from handlers.workflow._binding import BoundWorkflow
+
+__all__ = ["prepare_run"]
+
+
+def prepare_run(
+    bound: BoundWorkflow, *, job_id: str, attempt: str, staged: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A copy of ``bound.graph`` ready to queue for one attempt of job ``job_id``:
+
+    - media inputs name the staged files (``staged``: media name -> the name ComfyUI's loaders see, such as
+      ``"<job id>/face.png"``): the bound media parameters, and any other input whose whole value is a media
+      item's name (inside lists and dicts too; prompt text that mentions a name is left alone);
+    - every ``filename_prefix`` is put under ``<job id>/<attempt>/``. Two reasons: ComfyUI answers an output node
+      whose inputs did not change from its cache, naming the files of the earlier run, which the worker has
+      removed; a prefix unique to the attempt makes the save node run again (its upstream nodes stay cached). And
+      each job's files land in a folder of their own.
+    """
+    names = dict(staged or {})
+    graph = bound.with_staged(names)
+    for node in graph.values():
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        if not isinstance(inputs, dict):
+            continue
+        if names:
+            node["inputs"] = inputs = _media_refs(inputs, names)
+        prefix = inputs.get("filename_prefix")
+        if isinstance(prefix, str):
+            inputs["filename_prefix"] = f"{job_id}/{attempt}/{prefix.lstrip('/')}"
+    return graph
+
+
+def _media_refs(value: Any, staged: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return staged.get(value, value)
+    if isinstance(value, list):
+        return [_media_refs(v, staged) for v in value]
+    if isinstance(value, dict):
+        return {k: _media_refs(v, staged) for k, v in value.items()}
+    return value
