@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -48,13 +49,14 @@ from handlers.worker._events import (
     progress_event,
     result_timings,
 )
+from handlers.worker._folders import JobFolders, job_folders
 from handlers.worker._logging import job_context, register_secret, set_prompt_id
-from handlers.worker._outputs import ComfyDirs, collect_node_outputs, resolve_ref
 from handlers.worker._progress_sink import WebhookOutbox
-from handlers.worker._publish import OutputPublisher
+from handlers.worker._publish import OutputPublisher, stored_result
 from handlers.worker._staging import InputStager, JobFiles, MediaFetcher, MediaLimits, job_files
-from handlers.worker._storage import OutputStore, S3OutputStore, UploadFailed, UploadSettings
+from handlers.worker._storage import OutputStore, S3OutputStore, UploadSettings
 from handlers.worker._supervisor import ComfyProcess
+from handlers.worker._uploads import Uploads
 from handlers.worker.comfy import (
     Adopted,
     Backoff,
@@ -127,7 +129,7 @@ class WorkerRuntime:
         self._catalogue: tuple[int, Catalogue] | None = None
         self._ready_generation: int | None = None
         self._warmed_generation: int | None = None
-        self._uploads: asyncio.Semaphore | None = None
+        self._upload_slots: asyncio.Semaphore | None = None
         self._started = False
         self._start_lock = asyncio.Lock()
 
@@ -159,7 +161,7 @@ class WorkerRuntime:
                 cfg = self.config
                 limits = MediaLimits(max_bytes=cfg.media_max_bytes, allow_private=cfg.allow_private_urls)
                 self._fetcher = MediaFetcher(limits, s3_client=self._s3)
-            self._uploads = asyncio.Semaphore(self.config.upload_concurrency)
+            self._upload_slots = asyncio.Semaphore(self.config.upload_concurrency)
             await self._comfy.open()
             self._started = True
 
@@ -174,7 +176,19 @@ class WorkerRuntime:
     def _generation(self) -> int:
         return self.process.generation if self.process is not None else 0
 
-    async def _until_died(self, awaitable: Awaitable[T]) -> T:
+    @property
+    def fetcher(self) -> MediaFetcher:
+        if self._fetcher is None:
+            raise RuntimeError("WorkerRuntime.start() has not run")
+        return self._fetcher
+
+    def uploads(self, clock_ms: Callable[[], float]) -> Uploads:
+        """A job's upload tracker, sharing this worker's upload slots with every other job."""
+        if self._upload_slots is None:
+            raise RuntimeError("WorkerRuntime.start() has not run")
+        return Uploads(self._upload_slots, clock_ms)
+
+    async def until_died(self, awaitable: Awaitable[T]) -> T:
         """Await ``awaitable`` unless the supervised ComfyUI exits first (then raise :class:`_ComfyDied`)."""
         if self.process is None:
             return await awaitable
@@ -203,7 +217,7 @@ class WorkerRuntime:
             return
         ready_by = min(deadline, loop.time() + self.config.startup_timeout_s)
         try:
-            await self._until_died(self.comfy.wait_ready(ready_by))
+            await self.until_died(self.comfy.wait_ready(ready_by))
         except _ComfyDied:
             assert self.process is not None
             # died() joins the output reader (up to a second) for the last lines: off the loop.
@@ -293,7 +307,9 @@ class WorkerRuntime:
 
 @dataclass
 class _JobRun:
-    """One job's state while it runs; ``produce`` does the work and puts events on the queue."""
+    """One job while it runs: ``produce`` does the work and puts events on the queue. The I/O it does not own has
+    its own object: the job's folders (:class:`JobFolders`: shared disk or HTTP), its uploads (:class:`Uploads`),
+    the publisher of its outputs, and the replay check (one manifest read, :func:`stored_result`)."""
 
     runtime: WorkerRuntime
     job: JobInput
@@ -304,9 +320,6 @@ class _JobRun:
     outbox: WebhookOutbox | None = None
     throttle: ProgressThrottle = field(init=False)
     timeline: NodeTimeline = field(default_factory=NodeTimeline)
-    uploads: set[asyncio.Task[None]] = field(default_factory=set)
-    upload_failed: asyncio.Event = field(default_factory=asyncio.Event)
-    upload_ms: float = 0.0
     queued_ms: float | None = None
     running_ms: float | None = None
     ended_ms: float | None = None
@@ -314,6 +327,8 @@ class _JobRun:
     flush: asyncio.TimerHandle | None = None
     stale_check: asyncio.Task[bool] | None = None
     stored_check: asyncio.Task[JobResult | None] | None = None
+    replay: JobResult | None = None
+    """The stored result of an earlier, completed run of this job id, once the replay check found one."""
 
     def __post_init__(self) -> None:
         self.throttle = ProgressThrottle(self.runtime.config.progress_interval_ms)
@@ -371,25 +386,25 @@ class _JobRun:
         store = self.runtime.store_for(self.job.output)
         if store is None:
             raise _no_bucket()
-        # The idempotency check (one S3 read) runs beside everything up to queueing the prompt: readiness,
-        # resolving, validating, ComfyUI's own look-ups for the prompt id. Only queueing waits for it (_gate).
-        probe = OutputPublisher(store, self.job_id, _NO_DIRS, self.job.output)
-        self.stored_check = asyncio.create_task(probe.stored_result())
+        scratch_root = self.config.scratch_dir or Path(tempfile.gettempdir()) / "comfy-relay"
+        folders = job_folders(
+            self.config, self.runtime.comfy, self.job_id, scratch_root / f"{self.job_id}-{uuid.uuid4().hex[:8]}"
+        )
+        # The replay check (one S3 read) runs beside everything up to queueing the prompt: readiness, resolving,
+        # validating, ComfyUI's own look-ups for the prompt id. Only staging and queueing wait for it.
+        self.stored_check = asyncio.create_task(stored_result(store, self.job_id))
         try:
             try:
                 async with asyncio.timeout_at(deadline):
                     await self.runtime.ensure_ready(deadline)
-                    if self.config.comfyui_output_dir is not None and self.config.comfyui_temp_dir is not None:
-                        dirs = ComfyDirs(self.config.comfyui_output_dir, self.config.comfyui_temp_dir, _NO_DIRS.input)
-                        self.stale_check = asyncio.create_task(self._stale_prompt(dirs))
+                    self.stale_check = asyncio.create_task(folders.outputs_lost(self.prompt_id))
                     bound = await self._resolve()
             except Exception:
                 # A completed job is answered even if ComfyUI is down now or its template has changed since.
-                stored: JobResult | None = None
                 with contextlib.suppress(Exception):
-                    stored = await self.stored_check
-                if stored is not None:
-                    raise _AlreadyDone(stored) from None
+                    if await self._replayed():
+                        assert self.replay is not None
+                        return self._answer_replay(self.replay)
                 raise
             if self.job.progress_webhook is not None:
                 self.outbox = WebhookOutbox(
@@ -400,13 +415,14 @@ class _JobRun:
                     allow_private=self.config.allow_private_urls,
                 )
             try:
-                return await self._execute(bound, store, deadline)
+                result = await self._execute(bound, store, folders, deadline)
             finally:
                 if self.outbox is not None:
                     await self.outbox.aclose()
-        except _AlreadyDone as done:
-            logger.info("job already completed: returning its manifest")
-            return done.result
+            if result is None:
+                assert self.replay is not None
+                return self._answer_replay(self.replay)
+            return result
         finally:
             for task in (self.stored_check, self.stale_check):
                 if task is not None and not task.done():
@@ -414,24 +430,35 @@ class _JobRun:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
 
-    async def _gate(self) -> None:
-        """Before anything is staged or queued: no manifest exists (else the stored result is the answer)."""
-        assert self.stored_check is not None
-        stored = await self.stored_check
-        if stored is not None:
-            raise _AlreadyDone(stored)
+    @staticmethod
+    def _answer_replay(result: JobResult) -> JobResult:
+        logger.info("job already completed: returning its manifest")
+        return result
 
-    async def _clear_stale(self) -> None:
+    async def _replayed(self) -> bool:
+        """Whether the job's manifest exists (it completed before, and :attr:`replay` is the answer)."""
+        assert self.stored_check is not None
+        if self.replay is None:
+            self.replay = await self.stored_check
+        return self.replay is not None
+
+    async def _may_queue(self) -> bool:
+        """``before_queue`` for the ComfyUI client: queue only a job that has not completed before."""
+        return not await self._replayed()
+
+    async def _clear_stale(self) -> bool:
         """Before ComfyUI is asked about the prompt id: a finished earlier run whose files are gone is removed from
-        its history, so the prompt is queued again instead of adopted."""
+        its history, so the prompt is queued again instead of adopted. ``False``: the job is a replay, stop."""
         if self.stale_check is None:
-            return
+            return True
         stale = await self.stale_check
         self.stale_check = None
         if stale:
-            await self._gate()  # a completed job keeps its history: only a job that must run again touches it
+            if await self._replayed():
+                return False  # a completed job keeps its history: only a job that must run again touches it
             logger.info("the earlier run of this prompt lost its files: running it again")
             await self.runtime.comfy.delete_from_history([self.prompt_id])
+        return True
 
     async def _resolve(self) -> BoundWorkflow:
         """Bind the job's parameters, apply its graph edits, and fold a seed batch into one graph (one prompt)."""
@@ -446,56 +473,55 @@ class _JobRun:
             graph = ui_to_api(job.workflow, await self.runtime.catalogue())
         return resolve_graph(graph, job.params, job.overrides, media_names=names)
 
-    async def _execute(self, bound: BoundWorkflow, store: OutputStore, deadline: float) -> JobResult:
+    async def _execute(
+        self, bound: BoundWorkflow, store: OutputStore, folders: JobFolders, deadline: float
+    ) -> JobResult | None:
+        """Validate, stage, run and publish. ``None``: the job turned out to be a replay (see :attr:`replay`)."""
         catalogue = await self.runtime.catalogue()
         report = validate(bound.graph, catalogue)
         if not report.valid:
             raise _Fail(report.to_job_error(self.job_id))
         self.warnings.extend(bound.warnings)
-        cfg = self.config
-        local_outputs = cfg.comfyui_output_dir is not None
-        scratch_root = cfg.scratch_dir or Path(tempfile.gettempdir()) / "comfy-relay"
-        scratch = scratch_root / f"{self.job_id}-{uuid.uuid4().hex[:8]}"
-        await asyncio.to_thread(scratch.mkdir, parents=True, exist_ok=True)
-        input_dir = cfg.comfyui_input_dir or scratch / "input"
-        roots: list[Path] = []
-        if local_outputs:
-            assert cfg.comfyui_output_dir is not None and cfg.comfyui_temp_dir is not None
-            roots = [cfg.comfyui_output_dir, cfg.comfyui_temp_dir]
-        leftovers = [scratch]
-        if cfg.comfyui_output_dir is not None:
-            # The per-job folder prepare_run's output prefixes create (its files go with job_files; the folders
-            # remain).
-            leftovers.append(cfg.comfyui_output_dir / self.job_id)
+        await asyncio.to_thread(folders.scratch.mkdir, parents=True, exist_ok=True)
+        leftovers = list(folders.leftovers)
         try:
-            async with job_files(input_dir, self.job_id, roots) as files:
+            async with job_files(folders.input_dir, self.job_id, folders.output_roots) as files:
                 stage_started = self.now_ms()
-                if self.job.media:
-                    await self._gate()  # fetching media for a job that is already done would be waste
+                if self.job.media and await self._replayed():
+                    return None  # fetching media for a job that is already done would be waste
                 async with asyncio.timeout_at(deadline):
-                    staged = await self._stage(input_dir)
+                    staged = await self._stage(folders)
                 graph = prepare_run(bound, job_id=self.job_id, attempt=uuid.uuid4().hex[:8], staged=staged)
                 stage = (stage_started, self.now_ms())
-                if local_outputs:
-                    assert cfg.comfyui_output_dir is not None and cfg.comfyui_temp_dir is not None
-                    dirs = ComfyDirs(cfg.comfyui_output_dir, cfg.comfyui_temp_dir, input_dir)
-                    publisher = OutputPublisher(
-                        store, self.job_id, dirs, self.job.output, files=files, work_dir=scratch
-                    )
-                else:
-                    dirs = ComfyDirs(scratch / "output", scratch / "temp", scratch / "view-input")
-                    publisher = OutputPublisher(store, self.job_id, dirs, self.job.output, work_dir=scratch)
+                publisher = OutputPublisher(
+                    store,
+                    self.job_id,
+                    folders.dirs,
+                    self.job.output,
+                    files=files if folders.shared_outputs else None,
+                    work_dir=folders.scratch,
+                )
+                uploads = self.runtime.uploads(self.now_ms)
                 try:
-                    await self._follow(graph, report.output_nodes, publisher, dirs, deadline)
+                    await self._follow(
+                        graph,
+                        report.output_nodes,
+                        publisher=publisher,
+                        folders=folders,
+                        uploads=uploads,
+                        deadline=deadline,
+                    )
                 finally:
-                    await self._drop_uploads()
+                    await uploads.cancel()
+                if self.replay is not None:
+                    return None
                 timings = result_timings(
                     started=self.started_ms,
                     stage=stage,
                     queued=self.queued_ms,
                     running=self.running_ms,
                     ended=self.ended_ms,
-                    upload_ms=self.upload_ms,
+                    upload_ms=uploads.spent_ms,
                     nodes_ms=self.timeline.nodes_ms,
                     now=self.now_ms(),
                 )
@@ -519,55 +545,33 @@ class _JobRun:
         finally:
             await asyncio.shield(asyncio.to_thread(_remove_trees, leftovers))
 
-    async def _stale_prompt(self, dirs: ComfyDirs) -> bool:
-        """Whether ComfyUI holds a finished run of this prompt whose files this worker already removed (a retried
-        job after a failed upload): such a run cannot be adopted, it must run again."""
-        comfy = self.runtime.comfy
-        entry = (await comfy.history(self.prompt_id)).get(self.prompt_id)
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("outputs"), Mapping):
-            return False
-        for node_id, ui in entry["outputs"].items():
-            if not isinstance(ui, Mapping):
-                continue
-            for ref in collect_node_outputs(ui, str(node_id)).files:
-                try:
-                    if not await asyncio.to_thread(resolve_ref(ref, dirs).is_file):
-                        return True
-                except ValueError:
-                    return True
-        return False
-
-    async def _stage(self, input_dir: Path) -> dict[str, str]:
-        """Inputs into ``<input>/<job id>/``; returns media name -> the name ComfyUI's loaders see."""
+    async def _stage(self, folders: JobFolders) -> dict[str, str]:
+        """Inputs into ``<input>/<job id>/``, visible to ComfyUI; returns media name -> the name its loaders see."""
         if not self.job.media:
             return {}
-        fetcher = self.runtime._fetcher
-        assert fetcher is not None
-        stager = InputStager(input_dir, self.job_id, fetcher)
+        stager = InputStager(folders.input_dir, self.job_id, self.runtime.fetcher)
         staged = await stager.stage_all(self.job.media)
-        if self.config.comfyui_input_dir is None:
-            # ComfyUI is elsewhere: hand it the files through its upload route, into the same per-job subfolder.
-            for item in staged.values():
-                data = await asyncio.to_thread(item.path.read_bytes)
-                await self.runtime.comfy.upload_image(item.path.name, data, subfolder=self.job_id, overwrite=True)
+        await folders.hand_over(staged)
         return {name: item.comfy_name for name, item in staged.items()}
 
     async def _follow(
         self,
         graph: Mapping[str, Any],
         output_nodes: tuple[str, ...],
+        *,
         publisher: OutputPublisher,
-        dirs: ComfyDirs,
+        folders: JobFolders,
+        uploads: Uploads,
         deadline: float,
     ) -> None:
         set_prompt_id(self.prompt_id)
-        runner = asyncio.create_task(self._consume(graph, output_nodes, publisher, dirs, deadline))
-        broken = asyncio.create_task(self.upload_failed.wait())
+        work = self._consume(
+            graph, output_nodes, publisher=publisher, folders=folders, uploads=uploads, deadline=deadline
+        )
+        runner = asyncio.create_task(work)
+        broken = asyncio.create_task(uploads.failed.wait())
         try:
-            if self.runtime.process is not None:
-                await self.runtime._until_died(asyncio.wait({runner, broken}, return_when=asyncio.FIRST_COMPLETED))
-            else:
-                await asyncio.wait({runner, broken}, return_when=asyncio.FIRST_COMPLETED)
+            await self.runtime.until_died(asyncio.wait({runner, broken}, return_when=asyncio.FIRST_COMPLETED))
         except _ComfyDied:
             raise ComfyUICrashed(
                 "ComfyUI exited while running the job; it is being restarted", prompt_id=self.prompt_id
@@ -582,26 +586,30 @@ class _JobRun:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
         if runner.cancelled():
-            self._raise_upload_error()
+            raise uploads.failure()
         failure = runner.exception()
         if failure is not None:
             raise failure
         # The prompt is done: every output it reported must be stored before the job may succeed.
         async with asyncio.timeout_at(deadline):
-            await self._await_uploads()
+            await uploads.wait()
 
     async def _consume(
         self,
         graph: Mapping[str, Any],
         output_nodes: tuple[str, ...],
+        *,
         publisher: OutputPublisher,
-        dirs: ComfyDirs,
+        folders: JobFolders,
+        uploads: Uploads,
         deadline: float,
     ) -> None:
+        """Follow the prompt to its end; returns early (prompt interrupted if it runs) when the job is a replay."""
+        if not await self._clear_stale():
+            return
         comfy = self.runtime.comfy
-        await self._clear_stale()
         events = comfy.run_prompt(
-            graph, self.prompt_id, deadline=deadline, output_nodes=output_nodes or None, before_queue=self._gate
+            graph, self.prompt_id, deadline=deadline, output_nodes=output_nodes or None, before_queue=self._may_queue
         )
         async with contextlib.aclosing(events) as stream:
             async for event in stream:
@@ -609,7 +617,8 @@ class _JobRun:
                 if isinstance(event, Queued | Adopted):
                     self.queued_ms = now
                     if isinstance(event, Adopted):
-                        await self._gate()
+                        if await self._replayed():
+                            return
                         logger.info("adopted prompt %s (%s) from an earlier attempt", self.prompt_id, event.found)
                 elif isinstance(event, Started):
                     self.running_ms = now
@@ -618,7 +627,9 @@ class _JobRun:
                 elif isinstance(event, ProgressUpdate):
                     self._progress(event, now)
                 elif isinstance(event, Output):
-                    self._schedule_upload(publisher, dirs, event)
+                    uploads.start(
+                        functools.partial(self._upload, publisher, folders, event), name=f"upload node {event.node}"
+                    )
                 elif isinstance(event, Succeeded):
                     self.ended_ms = now
                     self.timeline.finished(now)
@@ -646,75 +657,11 @@ class _JobRun:
         elif (due := self.throttle.due_ms()) is not None:
             self.flush = asyncio.get_running_loop().call_at((due + 1) / 1000, self._flush_progress)
 
-    # ---------------------------------------------------------------------------------------------- uploads
-
-    def _schedule_upload(self, publisher: OutputPublisher, dirs: ComfyDirs, event: Output) -> None:
-        task = asyncio.create_task(self._upload(publisher, dirs, event), name=f"upload node {event.node}")
-        self.uploads.add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            if not t.cancelled() and t.exception() is not None:
-                self.upload_failed.set()
-
-        task.add_done_callback(done)
-
-    async def _upload(self, publisher: OutputPublisher, dirs: ComfyDirs, event: Output) -> None:
-        semaphore = self.runtime._uploads
-        assert semaphore is not None
-        title = event.title
-        async with semaphore:
-            began = self.now_ms()
-            if self.config.comfyui_output_dir is None:
-                await self._fetch_views(event, dirs)
-            items = await publisher.publish_node(event.node, dict(event.ui), title)
-            self.upload_ms += self.now_ms() - began
+    async def _upload(self, publisher: OutputPublisher, folders: JobFolders, event: Output) -> None:
+        await folders.bring_outputs(event.node, event.ui, include_temp=self.job.output.include_temp)
+        items = await publisher.publish_node(event.node, dict(event.ui), event.title)
         for item in items:
             self.emit(_output_event(self.job_id, self.prompt_id, item, self.elapsed_ms()))
-
-    async def _fetch_views(self, event: Output, dirs: ComfyDirs) -> None:
-        """Bring the node's files from ComfyUI's /view into the job's scratch mirror of its folders."""
-        wanted = collect_node_outputs(event.ui, event.node, event.title, include_temp=self.job.output.include_temp)
-        for ref in wanted.files:
-            try:
-                path = resolve_ref(ref, dirs)
-            except ValueError as exc:
-                raise UploadFailed(str(exc), retryable=False) from exc
-            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-            try:
-                await self.runtime.comfy.view_to_file(ref.filename, ref.subfolder, ref.type, path)
-            except ComfyUIError as exc:
-                raise UploadFailed(f"cannot read output {ref.filename} from ComfyUI: {exc}") from exc
-
-    async def _await_uploads(self) -> None:
-        while self.uploads:
-            pending = list(self.uploads)
-            self.uploads.clear()
-            results = await asyncio.gather(*pending, return_exceptions=True)
-            for outcome in results:
-                if isinstance(outcome, BaseException):
-                    raise outcome
-
-    def _raise_upload_error(self) -> None:
-        for task in list(self.uploads):
-            failure = task.exception() if task.done() and not task.cancelled() else None
-            if failure is not None:
-                raise failure
-        raise UploadFailed("an output upload failed")
-
-    async def _drop_uploads(self) -> None:
-        pending = [t for t in self.uploads if not t.done()]
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-
-
-class _AlreadyDone(Exception):
-    """The job's manifest exists: it completed before, and its stored result is the answer."""
-
-    def __init__(self, result: JobResult) -> None:
-        super().__init__("already done")
-        self.result = result
 
 
 class _Fail(Exception):
@@ -723,10 +670,6 @@ class _Fail(Exception):
     def __init__(self, error: JobError) -> None:
         super().__init__(error.message)
         self.error = error
-
-
-#: The publisher that only reads the manifest never touches ComfyUI's folders.
-_NO_DIRS = ComfyDirs(Path("/nonexistent/output"), Path("/nonexistent/temp"), Path("/nonexistent/input"))
 
 
 def _no_bucket() -> _Fail:

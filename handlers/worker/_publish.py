@@ -24,9 +24,16 @@ from handlers.worker._outputs import (
     resolve_ref,
 )
 from handlers.worker._staging import JobFiles
-from handlers.worker._storage import OutputStore, StoredObject, UploadFailed, convert_image
+from handlers.worker._storage import (
+    MANIFEST_NAME,
+    OutputStore,
+    StoredObject,
+    UploadFailed,
+    convert_image,
+    object_key,
+)
 
-__all__ = ["OutputPublisher"]
+__all__ = ["OutputPublisher", "stored_result"]
 
 
 def _content_type(path: Path) -> str:
@@ -175,11 +182,13 @@ class OutputPublisher:
         )
         return result.model_copy(update={"manifest_uri": manifest_key_obj.uri})
 
-    async def stored_result(self) -> JobResult | None:
-        """The result of an earlier, completed run of this job id, if its manifest exists."""
-        manifest = await self.store.read_manifest(self.job_id)
-        if manifest is None:
-            return None
-        result = JobResult.model_validate(manifest)
-        uri = f"s3://{self.store.bucket}/{'/'.join(p for p in (self.store.prefix, self.job_id) if p)}/manifest.json"
-        return result.model_copy(update={"manifest_uri": uri})
+
+async def stored_result(store: OutputStore, job_id: str) -> JobResult | None:
+    """The result of an earlier, completed run of ``job_id``, if its manifest (the commit marker) exists: the
+    replay check, read straight from the output store."""
+    manifest = await store.read_manifest(job_id)
+    if manifest is None:
+        return None
+    result = JobResult.model_validate(manifest)
+    uri = f"s3://{store.bucket}/{object_key(store.prefix, job_id, MANIFEST_NAME)}"
+    return result.model_copy(update={"manifest_uri": uri})

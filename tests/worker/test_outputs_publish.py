@@ -13,7 +13,7 @@ from PIL import Image
 
 from handlers.contract import ImageFormat, JobResult, OutputKind, OutputOptions
 from handlers.worker._outputs import ComfyDirs
-from handlers.worker._publish import OutputPublisher
+from handlers.worker._publish import OutputPublisher, stored_result
 from handlers.worker._staging import job_files
 from handlers.worker._storage import MemoryOutputStore, S3OutputStore, UploadFailed
 from tests.worker.conftest import make_s3_client
@@ -143,12 +143,12 @@ async def test_manifest_is_written_last_and_read_back(dirs: ComfyDirs) -> None:
     _png(dirs.output / "a.png", (2, 2))
     store = MemoryOutputStore(prefix="p")
     publisher = OutputPublisher(store, JOB, dirs)
-    assert await publisher.stored_result() is None
+    assert await stored_result(store, JOB) is None
     items = await publisher.publish_node("1", ui_images("a.png", subfolder=""))
     result = await publisher.commit(JobResult(job_id=JOB, outputs=items))
     assert result.manifest_uri == f"s3://memory-bucket/p/{JOB}/manifest.json"
     assert store.writes[-1] == f"p/{JOB}/manifest.json"
-    again = await OutputPublisher(store, JOB, dirs).stored_result()
+    again = await stored_result(store, JOB)
     assert again == result
 
 
@@ -181,4 +181,4 @@ async def test_end_to_end_against_moto(dirs: ComfyDirs, moto_endpoint: str, s3_b
         response = await client.get(item.url)
     assert (response.status_code, response.content) == (200, data)
     committed = await publisher.commit(JobResult(job_id=JOB, outputs=[item]))
-    assert await OutputPublisher(store, JOB, dirs).stored_result() == committed
+    assert await stored_result(store, JOB) == committed

@@ -119,10 +119,11 @@ class SocketState(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """What ``adopt_or_queue`` did: queued the prompt, or found it already finished, running or pending."""
+    """What ``adopt_or_queue`` did: queued the prompt, found it already finished, running or pending, or did not
+    queue it because the caller's ``before_queue`` said no (``declined``)."""
 
     prompt_id: str
-    found: Literal["queued", "finished", "running", "pending"]
+    found: Literal["queued", "finished", "running", "pending", "declined"]
     answer: Mapping[str, Any]
 
     @property
@@ -536,14 +537,15 @@ class ComfyClient:
         graph: Mapping[str, Any],
         extra_data: Mapping[str, Any] | None = None,
         front: bool = False,
-        before_queue: Callable[[], Awaitable[None]] | None = None,
+        before_queue: Callable[[], Awaitable[bool]] | None = None,
     ) -> Submission:
         """Queue ``graph`` as ``prompt_id`` unless ComfyUI already knows that id (a retried job on this worker).
 
         Finished successfully, running, or pending: it is adopted, not run again. A finished prompt that failed
         or was interrupted is removed from history and queued again, so the retry really retries.
         ``before_queue`` is awaited just before the prompt is queued (not when one is adopted): the caller's
-        last word (it may raise to stop), while the look-ups above ran beside whatever it waits for.
+        last word (``False``: do not queue; the submission is ``declined``), while the look-ups above ran beside
+        whatever it waits for.
         """
         # Both look-ups at once: they are independent reads, and this is on every job's path to the GPU.
         history, queue = await asyncio.gather(self.history(prompt_id), self.queue())
@@ -558,8 +560,8 @@ class ComfyClient:
                 return Submission(prompt_id, "running", {})
             if _in_queue(queue.get("queue_pending"), prompt_id):
                 return Submission(prompt_id, "pending", {})
-        if before_queue is not None:
-            await before_queue()
+        if before_queue is not None and not await before_queue():
+            return Submission(prompt_id, "declined", {})
         answer = await self.queue_prompt(graph, prompt_id, extra_data, front)
         return Submission(prompt_id, "queued", answer)
 
@@ -572,10 +574,10 @@ class ComfyClient:
         extra_data: Mapping[str, Any] | None = None,
         front: bool = False,
         output_nodes: Collection[str] | None = None,
-        before_queue: Callable[[], Awaitable[None]] | None = None,
+        before_queue: Callable[[], Awaitable[bool]] | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Adopt or queue the prompt, then follow it to the end (see ``follow``; ``before_queue``: see
-        ``adopt_or_queue``)."""
+        ``adopt_or_queue``; when it declines, the stream ends at once with no events)."""
         self._check_open(following=True)
         inbox = self._register(prompt_id)  # before queueing, so no early message is dropped
         driving = False  # once _drive runs, it owns the cleanup
@@ -584,6 +586,8 @@ class ComfyClient:
             submission = await self._bounded(
                 self.adopt_or_queue(prompt_id, graph, extra_data, front, before_queue), deadline
             )
+            if submission.found == "declined":
+                return
             info = GraphInfo.from_graph(graph, output_nodes=output_nodes, rejected=submission.rejected_outputs)
             follower = PromptFollower(prompt_id, info)
             found = submission.found
