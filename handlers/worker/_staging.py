@@ -31,6 +31,7 @@ import httpx
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from handlers.contract import is_job_id
 from handlers.worker._media import (
     SNIFF_BYTES,
     InvalidMedia,
@@ -69,7 +70,6 @@ __all__ = [
 ALLOW_PRIVATE_ENV: Final = "RELAY_ALLOW_PRIVATE_URLS"
 MAX_BYTES_ENV: Final = "RELAY_MEDIA_MAX_BYTES"
 _CHUNK: Final = 64 * 1024
-_JOB_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _S3_URI_RE: Final = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^\x00-\x1f]+)")
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _TRUTHY: Final = frozenset({"1", "true", "yes", "on"})
@@ -348,7 +348,7 @@ class StagedMedia:
 
 
 def _job_dir(input_dir: Path, job_id: str) -> Path:
-    if _JOB_ID_RE.fullmatch(job_id) is None:
+    if not is_job_id(job_id):
         raise UnsafeName(f"job id {job_id!r} cannot name a folder")
     root = input_dir.resolve()
     path = root / job_id
@@ -526,7 +526,7 @@ class JobFiles:
 async def job_files(input_dir: Path, job_id: str, output_roots: Iterable[Path] = ()) -> AsyncIterator[JobFiles]:
     """``async with job_files(input_dir, job_id, [output_dir, temp_dir]) as files:`` ... the job's input folder and
     tracked outputs are removed on the way out, whatever happened (errors, cancellation)."""
-    if _JOB_ID_RE.fullmatch(job_id) is None:
+    if not is_job_id(job_id):
         raise UnsafeName(f"job id {job_id!r} cannot name a folder")
     files = JobFiles(input_folder=Path(input_dir) / job_id, roots=tuple(output_roots))
     try:

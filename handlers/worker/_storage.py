@@ -29,7 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from PIL import Image
 
-from handlers.contract import ErrorCode, JobError
+from handlers.contract import ErrorCode, JobError, is_job_id
 from handlers.worker._media import sanitize_name
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ __all__ = [
 MANIFEST_NAME: Final = "manifest.json"
 BUCKET_ENV: Final = "RELAY_S3_BUCKET"
 PREFIX_ENV: Final = "RELAY_S3_PREFIX"
-_JOB_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _NODE_ID_UNSAFE: Final = re.compile(r"[^A-Za-z0-9:_.-]+")
 _MiB: Final = 1024 * 1024
 
@@ -146,7 +145,7 @@ def _clean_prefix(prefix: str) -> str:
 
 def object_key(prefix: str, job_id: str, *parts: str) -> str:
     """``<prefix>/<job id>/<parts...>`` with every segment made safe; an empty prefix adds no leading slash."""
-    if _JOB_ID_RE.fullmatch(job_id) is None:
+    if not is_job_id(job_id):
         raise ValueError(f"job id {job_id!r} cannot be part of an object key")
     segments = [_clean_prefix(prefix), job_id]
     for part in parts[:-1]:
