@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -21,16 +20,19 @@ __all__ = [
 ]
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _shared_dir() -> Path:
-    return Path(os.environ.get("COMFY_RELAY_SHARED", REPO.parent / "shared")).resolve()
+#: Recordings of a real ComfyUI 0.3.64 server (HTTP bodies and WebSocket frames), kept as test data.
+TRANSCRIPTS = REPO / "tests" / "data" / "comfyui" / "transcripts"
+#: ComfyUI 0.3.64's own /object_info, verbatim (the catalogue the recordings were made against).
+OBJECT_INFO = REPO / "workflows" / "_catalogue" / "object_info.json"
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """``../shared`` beside the checkout: recordings of a real ComfyUI and research data. Skips when absent."""
-    path = _shared_dir()
-    if not (path / "comfyui" / "transcripts").is_dir():
-        pytest.skip(f"../shared is absent ({path}): the recordings of a real ComfyUI are needed for this test")
-    return path
+def transcripts_dir() -> Path:
+    """The recordings of a real ComfyUI, in the repository: every test that replays them runs on a fresh clone."""
+    return TRANSCRIPTS
+
+
+@pytest.fixture(scope="session")
+def object_info_path() -> Path:
+    """ComfyUI 0.3.64's ``/object_info``, in the repository."""
+    return OBJECT_INFO

@@ -119,14 +119,13 @@ def test_validation_problems_build_an_invalid_input_error() -> None:
 # -- ComfyUI bodies (recorded from a real ComfyUI 0.3.64) --------------------------------------------------------------
 
 
-def _transcript(shared_dir: Path, name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((shared_dir / "comfyui" / "transcripts" / f"{name}.json").read_text())
+def _transcript(transcripts_dir: Path, name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((transcripts_dir / f"{name}.json").read_text())
     return data
 
 
-@pytest.mark.shared
-def test_rejection_above_max(shared_dir: Path) -> None:
-    body = _transcript(shared_dir, "13_validation_above_max")["post_prompt"]["json"]
+def test_rejection_above_max(transcripts_dir: Path) -> None:
+    body = _transcript(transcripts_dir, "13_validation_above_max")["post_prompt"]["json"]
     error = comfyui_rejection_error(body, job_id="j")
     assert error.code is ErrorCode.WORKFLOW_INVALID and error.retryable is False
     [node_error] = error.node_errors
@@ -138,26 +137,23 @@ def test_rejection_above_max(shared_dir: Path) -> None:
     assert "node 1.width" in error.message
 
 
-@pytest.mark.shared
-def test_rejection_combo_lists_allowed_values(shared_dir: Path) -> None:
-    body = _transcript(shared_dir, "14_validation_combo_not_in_list")["post_prompt"]["json"]
+def test_rejection_combo_lists_allowed_values(transcripts_dir: Path) -> None:
+    body = _transcript(transcripts_dir, "14_validation_combo_not_in_list")["post_prompt"]["json"]
     [node_error] = comfyui_rejection_error(body).node_errors
     assert node_error.type == "value_not_in_list"
     assert node_error.input == "upscale_method"
     assert node_error.allowed == ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
 
 
-@pytest.mark.shared
-def test_rejection_without_node_errors(shared_dir: Path) -> None:
-    body = _transcript(shared_dir, "11_validation_missing_class")["post_prompt"]["json"]
+def test_rejection_without_node_errors(transcripts_dir: Path) -> None:
+    body = _transcript(transcripts_dir, "11_validation_missing_class")["post_prompt"]["json"]
     error = comfyui_rejection_error(body)
     assert error.node_errors == []
     assert "NoSuchNode" in error.message and "#3" in error.message
 
 
-@pytest.mark.shared
-def test_every_recorded_rejection_maps(shared_dir: Path) -> None:
-    for path in sorted((shared_dir / "comfyui" / "transcripts").glob("1*_validation_*.json")):
+def test_every_recorded_rejection_maps(transcripts_dir: Path) -> None:
+    for path in sorted((transcripts_dir).glob("1*_validation_*.json")):
         post = json.loads(path.read_text())["post_prompt"]
         if post["status"] != 400:
             continue
@@ -192,9 +188,8 @@ def test_rejection_v3_combo_and_garbage() -> None:
     assert comfyui_rejection_error("not a dict").message == "ComfyUI rejected the workflow"
 
 
-@pytest.mark.shared
-def test_execution_error_from_recording(shared_dir: Path) -> None:
-    frames = _transcript(shared_dir, "30_exec_error_alloc")["ws"]
+def test_execution_error_from_recording(transcripts_dir: Path) -> None:
+    frames = _transcript(transcripts_dir, "30_exec_error_alloc")["ws"]
     [data] = [
         f["msg"]["data"] for f in frames if isinstance(f.get("msg"), dict) and f["msg"].get("type") == "execution_error"
     ]

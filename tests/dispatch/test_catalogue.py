@@ -7,8 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from handlers.dispatch._validation import DEFAULT_CATALOGUE
 from tests.conftest import REPO
 
@@ -39,9 +37,8 @@ def test_snapshot_covers_every_core_class_the_workflows_use() -> None:
     assert used - _custom_node_classes() <= set(_snapshot())
 
 
-@pytest.mark.shared
-def test_snapshot_entries_are_real_comfyui_entries(shared_dir: Path) -> None:
-    real = json.loads((shared_dir / "comfyui" / "object_info.json").read_text())
+def test_snapshot_entries_are_real_comfyui_entries(object_info_path: Path) -> None:
+    real = json.loads(object_info_path.read_text())
     snapshot = _snapshot()
     assert {name for name, info in real.items() if info.get("python_module") == "nodes"} <= set(snapshot)
     for name, info in snapshot.items():

@@ -29,10 +29,9 @@ def ref(filename: str, subfolder: str = "probe", type_: str = "output") -> dict[
     return {"filename": filename, "subfolder": subfolder, "type": type_}
 
 
-@pytest.mark.shared
-def test_recorded_output_kinds(shared_dir: Path) -> None:
+def test_recorded_output_kinds(transcripts_dir: Path) -> None:
     """Transcript 03 from a real ComfyUI 0.3.64: every core output kind."""
-    recording = json.loads((shared_dir / "comfyui/transcripts/03_output_kinds.json").read_text())
+    recording = json.loads((transcripts_dir / "03_output_kinds.json").read_text())
     ((_prompt_id, entry),) = recording["history"]["json"].items()
     prompt = entry["prompt"][2]
     titles = {node_id: node["class_type"] for node_id, node in prompt.items()}

@@ -289,9 +289,8 @@ def test_malformed_entry_names_the_class() -> None:
         broken["Bad"]
 
 
-@pytest.mark.shared
-def test_real_catalogue_parses_every_class(shared_dir: Path) -> None:
-    catalogue = Catalogue(json.loads((shared_dir / "comfyui" / "object_info.json").read_text()))
+def test_real_catalogue_parses_every_class(object_info_path: Path) -> None:
+    catalogue = Catalogue(json.loads(object_info_path.read_text()))
     classes = [catalogue[name] for name in catalogue]
     assert len(classes) == 496
     load_image = catalogue["LoadImage"].input("image")

@@ -100,16 +100,10 @@ def corpus() -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def object_info_path(shared_dir: Path) -> Path:
-    return shared_dir / "comfyui" / "object_info.json"
-
-
-@pytest.fixture(scope="module")
 def catalogue(object_info_path: Path) -> Catalogue:
     return Catalogue(json.loads(object_info_path.read_text()))
 
 
-@pytest.mark.shared
 def test_every_corpus_workflow_converts_or_names_the_missing_node_type(
     corpus: dict[str, dict[str, Any]], catalogue: Catalogue
 ) -> None:
@@ -141,7 +135,6 @@ def test_every_corpus_workflow_converts_or_names_the_missing_node_type(
                     )
 
 
-@pytest.mark.shared
 def test_converted_corpus_validates_but_for_what_the_old_catalogue_lacks(
     corpus: dict[str, dict[str, Any]], catalogue: Catalogue
 ) -> None:
@@ -180,7 +173,6 @@ def _known(graph: dict[str, Any], catalogue: Catalogue) -> dict[str, Any]:
     return {k: v for k, v in graph.items() if isinstance(v, dict) and v.get("class_type") in catalogue}
 
 
-@pytest.mark.shared
 def test_oracle_agrees_except_for_explained_differences(
     corpus: dict[str, dict[str, Any]], catalogue: Catalogue, object_info_path: Path
 ) -> None:

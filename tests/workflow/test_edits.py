@@ -37,8 +37,8 @@ def graph_of(name: str, character: str | None = None) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def catalogue(shared_dir: Path) -> Catalogue:
-    object_info = json.loads((shared_dir / "comfyui" / "object_info.json").read_text())
+def catalogue(object_info_path: Path) -> Catalogue:
+    object_info = json.loads(object_info_path.read_text())
     return Catalogue(with_custom_nodes(object_info, LIBRARY))
 
 

@@ -42,12 +42,10 @@ _EXAMPLE_VALUES: dict[str, Any] = {"width": 64, "height": 64, "color": 0}
 #: Combo inputs whose options come from a folder on the GPU machine: absent from any catalogue snapshot.
 _STAGED_FOLDERS = {("LoadImageTextSetFromFolderNode", "folder"), ("LoadImageSetFromFolderNode", "folder")}
 
-pytestmark = pytest.mark.shared
-
 
 @pytest.fixture(scope="module")
-def object_info(shared_dir: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((shared_dir / "comfyui" / "object_info.json").read_text())
+def object_info(object_info_path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(object_info_path.read_text())
     return data
 
 

@@ -31,14 +31,14 @@ _REJECTED = [
 _ACCEPTED = ["01_success", "90_colon_ids_and___value__", "93_extra_unknown_input", "94_coercion", "03_output_kinds"]
 
 
-def _transcript(shared_dir: Path, name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((shared_dir / "comfyui" / "transcripts" / f"{name}.json").read_text())
+def _transcript(transcripts_dir: Path, name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((transcripts_dir / f"{name}.json").read_text())
     return data.get("post_prompt", data)
 
 
 @pytest.fixture(scope="module")
-def real_catalogue(shared_dir: Path) -> Catalogue:
-    return Catalogue(json.loads((shared_dir / "comfyui" / "object_info.json").read_text()))
+def real_catalogue(object_info_path: Path) -> Catalogue:
+    return Catalogue(json.loads(object_info_path.read_text()))
 
 
 def _strip_traceback(body: dict[str, Any]) -> dict[str, Any]:
@@ -50,10 +50,9 @@ def _strip_traceback(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.shared
 @pytest.mark.parametrize("name", _REJECTED)
-def test_body_matches_the_real_comfyui_400(shared_dir: Path, real_catalogue: Catalogue, name: str) -> None:
-    recorded = _transcript(shared_dir, name)
+def test_body_matches_the_real_comfyui_400(transcripts_dir: Path, real_catalogue: Catalogue, name: str) -> None:
+    recorded = _transcript(transcripts_dir, name)
     assert recorded["status"] == 400
     # LoadImage's file check needs the upload combo checked (the catalogue lists the input folder).
     report = validate(recorded["request_json"]["prompt"], real_catalogue, check_upload_combos=True)
@@ -61,26 +60,25 @@ def test_body_matches_the_real_comfyui_400(shared_dir: Path, real_catalogue: Cat
     assert report.comfyui_body() == _strip_traceback(recorded["json"])
 
 
-@pytest.mark.shared
 @pytest.mark.parametrize("name", _ACCEPTED)
-def test_graphs_the_real_comfyui_accepted_are_valid(shared_dir: Path, real_catalogue: Catalogue, name: str) -> None:
-    recorded = _transcript(shared_dir, name)
+def test_graphs_the_real_comfyui_accepted_are_valid(
+    transcripts_dir: Path, real_catalogue: Catalogue, name: str
+) -> None:
+    recorded = _transcript(transcripts_dir, name)
     assert recorded["status"] == 200 and not recorded["json"]["node_errors"]
     report = validate(recorded["request_json"]["prompt"], real_catalogue)
     assert report.valid, [str(i) for i in report.issues]
 
 
-@pytest.mark.shared
-def test_partially_valid_prompt_reports_the_bad_output_only(shared_dir: Path, real_catalogue: Catalogue) -> None:
-    recorded = _transcript(shared_dir, "18_validation_partial_ok")  # ComfyUI ran outputs 2 and 3, rejected 5
+def test_partially_valid_prompt_reports_the_bad_output_only(transcripts_dir: Path, real_catalogue: Catalogue) -> None:
+    recorded = _transcript(transcripts_dir, "18_validation_partial_ok")  # ComfyUI ran outputs 2 and 3, rejected 5
     report = validate(recorded["request_json"]["prompt"], real_catalogue)
     assert [(i.node_id, i.type) for i in report.errors] == [("4", "invalid_input_type")]
     assert report.comfyui_body()["node_errors"] == recorded["json"]["node_errors"]
 
 
-@pytest.mark.shared
-def test_unknown_input_is_a_warning_as_comfyui_ignores_it(shared_dir: Path, real_catalogue: Catalogue) -> None:
-    report = validate(_transcript(shared_dir, "93_extra_unknown_input")["request_json"]["prompt"], real_catalogue)
+def test_unknown_input_is_a_warning_as_comfyui_ignores_it(transcripts_dir: Path, real_catalogue: Catalogue) -> None:
+    report = validate(_transcript(transcripts_dir, "93_extra_unknown_input")["request_json"]["prompt"], real_catalogue)
     assert report.valid
     assert [(i.type, i.node_id, i.input, i.severity) for i in report.warnings] == [
         ("unknown_input", "1", "bogus", "warning")

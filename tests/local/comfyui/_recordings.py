@@ -13,8 +13,8 @@ _TEMP_NAME = re.compile(r"ComfyUI_temp_[a-z]{5}_")
 _COUNTER = re.compile(r"_\d{5}_\.")
 
 
-def load(shared_dir: Path, name: str) -> dict[str, Any]:
-    path = shared_dir / "comfyui" / "transcripts" / f"{name}.json"
+def load(transcripts_dir: Path, name: str) -> dict[str, Any]:
+    path = transcripts_dir / f"{name}.json"
     result: dict[str, Any] = json.loads(path.read_text())
     return result
 

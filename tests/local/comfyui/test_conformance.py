@@ -23,8 +23,6 @@ from tests.local.comfyui._client import Frame, WsClient, summary
 from tests.local.comfyui._recordings import classes_in, history_entry, load, normalise
 from tests.local.comfyui.conftest import ComfyEmulator
 
-pytestmark = pytest.mark.shared
-
 Factory = Callable[..., ComfyEmulator]
 
 
@@ -97,8 +95,8 @@ SEQUENCES = {
 
 
 @pytest.mark.parametrize("names", list(SEQUENCES.values()), ids=list(SEQUENCES))
-def test_recorded_runs(shared_dir: Path, comfyui_emulator_factory: Factory, names: list[str]) -> None:
-    recordings = [load(shared_dir, name) for name in names]
+def test_recorded_runs(transcripts_dir: Path, comfyui_emulator_factory: Factory, names: list[str]) -> None:
+    recordings = [load(transcripts_dir, name) for name in names]
     for recording in recordings:
         _need_nodes(recording)
     emulator = comfyui_emulator_factory()
@@ -106,10 +104,10 @@ def test_recorded_runs(shared_dir: Path, comfyui_emulator_factory: Factory, name
         _check_run(emulator, recording)
 
 
-def test_preview_frames_match_their_recorded_shape(shared_dir: Path, comfyui_emulator_factory: Factory) -> None:
+def test_preview_frames_match_their_recorded_shape(transcripts_dir: Path, comfyui_emulator_factory: Factory) -> None:
     """Type-1 frames for a client without flags (after ``progress``), type 4 with metadata for one with them."""
     for name, expected_type in (("80_ksampler_latent2rgb_first", 1), ("80_ksampler_latent2rgb_flags_first", 4)):
-        recording = load(shared_dir, name)
+        recording = load(transcripts_dir, name)
         _need_nodes(recording)
         prompt_id, frames, _ = _run(comfyui_emulator_factory(), recording)
         binaries = [f for f in frames if isinstance(f, bytes)]
@@ -127,9 +125,9 @@ def test_preview_frames_match_their_recorded_shape(shared_dir: Path, comfyui_emu
                 assert frame[8 + length : 10 + length] == bytes.fromhex("ffd8")
 
 
-def test_partial_validation_runs_only_the_valid_outputs(shared_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
+def test_partial_validation_runs_only_the_valid_outputs(transcripts_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
     """Transcript 18: HTTP 200 with the bad output's node_errors, and only the valid outputs run."""
-    recording = load(shared_dir, "18_validation_partial_ok")
+    recording = load(transcripts_dir, "18_validation_partial_ok")
     _need_nodes(recording)
     _check_run(comfyui_emulator, recording)
 
@@ -152,8 +150,8 @@ def test_partial_validation_runs_only_the_valid_outputs(shared_dir: Path, comfyu
         "92_ui_format_posted",
     ],
 )
-def test_validation_bodies_and_no_messages(shared_dir: Path, comfyui_emulator: ComfyEmulator, name: str) -> None:
-    recording = load(shared_dir, name)
+def test_validation_bodies_and_no_messages(transcripts_dir: Path, comfyui_emulator: ComfyEmulator, name: str) -> None:
+    recording = load(transcripts_dir, name)
     post = recording.get("post_prompt", recording)
     missing = sorted(classes_in(post["request_json"]) - set(NODE_CLASSES) - {"NoSuchNode"})
     if missing and name != "92_ui_format_posted":
@@ -173,8 +171,10 @@ def test_validation_bodies_and_no_messages(shared_dir: Path, comfyui_emulator: C
         assert summary([ws.recv()]) == ["status(q=1)"]
 
 
-def test_two_clients_only_the_owner_gets_prompt_messages(shared_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
-    recording = load(shared_dir, "52_two_clients")
+def test_two_clients_only_the_owner_gets_prompt_messages(
+    transcripts_dir: Path, comfyui_emulator: ComfyEmulator
+) -> None:
+    recording = load(transcripts_dir, "52_two_clients")
     _need_nodes(recording)
     with WsClient(comfyui_emulator.ws_url, "someone-else") as other:
         _prompt_id, frames, _ = _run(comfyui_emulator, recording)
@@ -184,9 +184,9 @@ def test_two_clients_only_the_owner_gets_prompt_messages(shared_dir: Path, comfy
 
 
 def test_prompt_without_client_id_sends_only_status_and_progress_state(
-    shared_dir: Path, comfyui_emulator: ComfyEmulator
+    transcripts_dir: Path, comfyui_emulator: ComfyEmulator
 ) -> None:
-    recording = load(shared_dir, "53_no_client_id")
+    recording = load(transcripts_dir, "53_no_client_id")
     _need_nodes(recording)
     with WsClient(comfyui_emulator.ws_url, "listener") as ws:
         response = httpx.post(comfyui_emulator.url + "/prompt", json=recording["post_prompt"]["request_json"])
@@ -198,8 +198,8 @@ def test_prompt_without_client_id_sends_only_status_and_progress_state(
     assert history_entry(history, prompt_id) == history_entry(recording["history"]["json"], recorded_id)
 
 
-def test_text_frames_are_broadcast(shared_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
-    recording = load(shared_dir, "95_progress_text_GetImageSize")
+def test_text_frames_are_broadcast(transcripts_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
+    recording = load(transcripts_dir, "95_progress_text_GetImageSize")
     _need_nodes(recording)
     with WsClient(comfyui_emulator.ws_url, "other") as other:
         _, frames, _ = _run(comfyui_emulator, recording)
@@ -229,9 +229,9 @@ def _interrupt(emulator: ComfyEmulator, body: dict[str, Any] | None) -> None:
 
 
 @pytest.mark.parametrize(("name", "targeted"), [("40_interrupt_global", False), ("41_interrupt_targeted", True)])
-def test_interrupts(shared_dir: Path, comfyui_emulator: ComfyEmulator, name: str, targeted: bool) -> None:
+def test_interrupts(transcripts_dir: Path, comfyui_emulator: ComfyEmulator, name: str, targeted: bool) -> None:
     """The interrupt lands on the node the recording shows (held there by the ``hold_at`` fault)."""
-    recording = load(shared_dir, name)
+    recording = load(transcripts_dir, name)
     _need_nodes(recording)
     comfyui_emulator.set_faults(hold_at="12")
     with WsClient(comfyui_emulator.ws_url, "probe-interrupt") as ws:
@@ -255,9 +255,11 @@ def test_interrupts(shared_dir: Path, comfyui_emulator: ComfyEmulator, name: str
     "name",
     ["83_ksampler_interrupt_latent2rgb", "83_ksampler_interrupt_latent2rgb_flags"],
 )
-def test_ksampler_interrupted_between_steps(shared_dir: Path, comfyui_emulator_factory: Factory, name: str) -> None:
+def test_ksampler_interrupted_between_steps(
+    transcripts_dir: Path, comfyui_emulator_factory: Factory, name: str
+) -> None:
     """Interrupted while step 4 of 200 "runs" (the step delay): no 4th progress, then execution_interrupted."""
-    recording = load(shared_dir, name)
+    recording = load(transcripts_dir, name)
     _need_nodes(recording)
     emulator = comfyui_emulator_factory(step_delay=0.5)
     request = recording["post_prompt"]["request_json"]
@@ -273,11 +275,11 @@ def test_ksampler_interrupted_between_steps(shared_dir: Path, comfyui_emulator_f
     assert history_entry(history, prompt_id) == history_entry(recording["history"]["json"], recorded_id)
 
 
-def test_ksampler_flags_client_after_an_interrupted_run(shared_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
+def test_ksampler_flags_client_after_an_interrupted_run(transcripts_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
     """80/81 with a flags client: recorded after an interrupted 256x256 run that left 4, 6 and 7 cached."""
-    earlier = load(shared_dir, "83_ksampler_interrupt_latent2rgb_flags")
+    earlier = load(transcripts_dir, "83_ksampler_interrupt_latent2rgb_flags")
     recordings = [
-        load(shared_dir, n) for n in ("80_ksampler_latent2rgb_flags_first", "81_ksampler_latent2rgb_flags_warm")
+        load(transcripts_dir, n) for n in ("80_ksampler_latent2rgb_flags_first", "81_ksampler_latent2rgb_flags_warm")
     ]
     _need_nodes(earlier)
     comfyui_emulator.set_faults(hold_at="3")
@@ -291,8 +293,8 @@ def test_ksampler_flags_client_after_an_interrupted_run(shared_dir: Path, comfyu
         _check_run(comfyui_emulator, recording)
 
 
-def test_reconnect_with_the_same_client_id(shared_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
-    recording = load(shared_dir, "97_reconnect_same_clientId")
+def test_reconnect_with_the_same_client_id(transcripts_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
+    recording = load(transcripts_dir, "97_reconnect_same_clientId")
     _need_nodes(recording)
     comfyui_emulator.set_faults(hold_at="11")
     client_id = recording["post_prompt"]["request_json"]["client_id"]
@@ -309,23 +311,23 @@ def test_reconnect_with_the_same_client_id(shared_dir: Path, comfyui_emulator: C
     assert frames[1] == {"type": "executing", "data": {"node": "11"}}
 
 
-def test_ws_without_client_id_gets_a_hex_sid(shared_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
-    recorded = load(shared_dir, "98_ws_without_clientId")["first_message"]
+def test_ws_without_client_id_gets_a_hex_sid(transcripts_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
+    recorded = load(transcripts_dir, "98_ws_without_clientId")["first_message"]
     with WsClient(comfyui_emulator.ws_url) as ws:
         sid = ws.greeting["data"]["sid"]
     assert len(sid) == len(recorded["data"]["sid"]) == 32 and int(sid, 16) >= 0
     assert ws.greeting == {**recorded, "data": {**recorded["data"], "sid": sid}}
 
 
-def test_feature_flags_negotiation(shared_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
-    recording = load(shared_dir, "51_ws_image_feature_flags_client")
+def test_feature_flags_negotiation(transcripts_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
+    recording = load(transcripts_dir, "51_ws_image_feature_flags_client")
     with WsClient(comfyui_emulator.ws_url, recording["client_id"], feature_flags=True) as ws:
         assert [ws.greeting, ws.flags_reply] == [m["msg"] for m in recording["ws_on_connect"]]
     assert httpx.get(comfyui_emulator.url + "/features").json() == recording["ws_on_connect"][1]["msg"]["data"]
 
 
-def test_logs_subscription(shared_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
-    recording = load(shared_dir, "96_logs_subscribe")
+def test_logs_subscription(transcripts_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
+    recording = load(transcripts_dir, "96_logs_subscribe")
     client_id = recording["subscribe"]["request_json"]["clientId"]
     probe = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}}}
     probe["2"] = {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}
@@ -351,8 +353,8 @@ def _png(color: tuple[int, int, int], size: tuple[int, int] = (8, 8)) -> bytes:
     return buffer.getvalue()
 
 
-def test_load_image_after_upload(shared_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
-    recording = load(shared_dir, "60_loadimage_uploaded")
+def test_load_image_after_upload(transcripts_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
+    recording = load(transcripts_dir, "60_loadimage_uploaded")
     _need_nodes(recording)
     url = comfyui_emulator.url
     first = httpx.post(url + "/upload/image", files={"image": ("probe_upload.png", _png((255, 0, 0)), "image/png")})
@@ -368,8 +370,8 @@ def test_load_image_after_upload(shared_dir: Path, comfyui_emulator: ComfyEmulat
     _check_run(comfyui_emulator, recording)
 
 
-def test_png_metadata_chunks(shared_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
-    recording = load(shared_dir, "99_png_metadata")
+def test_png_metadata_chunks(transcripts_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
+    recording = load(transcripts_dir, "99_png_metadata")
     _need_nodes(recording)
     prompt_id, _, _ = _run(comfyui_emulator, recording)
     image = httpx.get(f"{comfyui_emulator.url}/history/{prompt_id}").json()[prompt_id]["outputs"]["2"]["images"][0]

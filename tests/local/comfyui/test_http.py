@@ -38,11 +38,10 @@ def _finish(emulator: ComfyEmulator, body: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def recorded(shared_dir: Path) -> dict[str, Any]:
-    return load(shared_dir, "70_http_endpoints")
+def recorded(transcripts_dir: Path) -> dict[str, Any]:
+    return load(transcripts_dir, "70_http_endpoints")
 
 
-@pytest.mark.shared
 @pytest.mark.parametrize("prefix", ["", "/api"])
 def test_simple_routes_match_the_recording(
     comfyui_emulator: ComfyEmulator, recorded: dict[str, Any], prefix: str
@@ -69,7 +68,6 @@ def test_simple_routes_match_the_recording(
     assert stats["system"]["comfyui_version"] == "0.3.64"
 
 
-@pytest.mark.shared
 def test_wrong_methods_and_unknown_routes(comfyui_emulator: ComfyEmulator, recorded: dict[str, Any]) -> None:
     url = comfyui_emulator.url
     for label in (
@@ -91,7 +89,6 @@ def test_wrong_methods_and_unknown_routes(comfyui_emulator: ComfyEmulator, recor
     assert httpx.post(url + "/no/such/route").status_code == 405
 
 
-@pytest.mark.shared
 def test_origin_check_and_bad_bodies(comfyui_emulator: ComfyEmulator, recorded: dict[str, Any]) -> None:
     url = comfyui_emulator.url
     port = url.rsplit(":", 1)[1]
@@ -111,7 +108,6 @@ def test_origin_check_and_bad_bodies(comfyui_emulator: ComfyEmulator, recorded: 
         assert (response.status_code, response.content) == (200, b"")
 
 
-@pytest.mark.shared
 def test_prompt_options_and_history_routes(comfyui_emulator: ComfyEmulator, recorded: dict[str, Any]) -> None:
     url = comfyui_emulator.url
     seen = recorded["POST /prompt with explicit prompt_id + number + extra_data"]
@@ -141,7 +137,6 @@ def test_prompt_options_and_history_routes(comfyui_emulator: ComfyEmulator, reco
     assert httpx.get(url + "/history").json() == {}
 
 
-@pytest.mark.shared
 def test_uploads_and_view(comfyui_emulator: ComfyEmulator, recorded: dict[str, Any]) -> None:
     url = comfyui_emulator.url
 
@@ -204,9 +199,8 @@ def test_upload_mask_applies_alpha(comfyui_emulator: ComfyEmulator) -> None:
         assert img.mode == "RGBA" and img.getpixel((0, 0)) == (10, 20, 30, 0)
 
 
-@pytest.mark.shared
-def test_queue_operations_touch_pending_prompts_only(shared_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
-    recording = load(shared_dir, "42_queue_ops")
+def test_queue_operations_touch_pending_prompts_only(transcripts_dir: Path, comfyui_emulator: ComfyEmulator) -> None:
+    recording = load(transcripts_dir, "42_queue_ops")
     url = comfyui_emulator.url
     comfyui_emulator.set_faults(hold_at="10")
     with WsClient(comfyui_emulator.ws_url, "probe-interrupt") as ws:

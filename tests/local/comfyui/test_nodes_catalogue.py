@@ -14,8 +14,8 @@ from handlers.local.comfyui._nodes import NODE_CLASSES, node_info, object_info
 
 
 @pytest.fixture(scope="module")
-def real_catalogue(shared_dir: Path) -> dict[str, Any]:
-    catalogue: dict[str, Any] = json.loads((shared_dir / "comfyui" / "object_info.json").read_text())
+def real_catalogue(object_info_path: Path) -> dict[str, Any]:
+    catalogue: dict[str, Any] = json.loads(object_info_path.read_text())
     return catalogue
 
 

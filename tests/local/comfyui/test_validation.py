@@ -15,7 +15,6 @@ from tests.local.comfyui._fake_nodes import FAKE_NODES
 from tests.local.comfyui._recordings import load, normalise
 
 
-@pytest.mark.shared
 @pytest.mark.parametrize(
     "name",
     [
@@ -33,8 +32,8 @@ from tests.local.comfyui._recordings import load, normalise
         "91_int_link_id",
     ],
 )
-def test_recorded_validation_results(shared_dir: Path, folders: Folders, name: str) -> None:
-    post = load(shared_dir, name)["post_prompt"]
+def test_recorded_validation_results(transcripts_dir: Path, folders: Folders, name: str) -> None:
+    post = load(transcripts_dir, name)["post_prompt"]
     prompt = copy.deepcopy(post["request_json"]["prompt"])
     result = validate_prompt(prompt, NODE_CLASSES, folders)
     expected = post["json"]
@@ -45,10 +44,9 @@ def test_recorded_validation_results(shared_dir: Path, folders: Folders, name: s
         assert result.ok and result.node_errors == expected["node_errors"]
 
 
-@pytest.mark.shared
 @pytest.mark.parametrize("name", ["90_colon_ids_and___value__", "93_extra_unknown_input", "94_coercion"])
-def test_coerced_prompt_is_what_the_history_shows(shared_dir: Path, folders: Folders, name: str) -> None:
-    recording = load(shared_dir, name)
+def test_coerced_prompt_is_what_the_history_shows(transcripts_dir: Path, folders: Folders, name: str) -> None:
+    recording = load(transcripts_dir, name)
     prompt = copy.deepcopy(recording["post_prompt"]["request_json"]["prompt"])
     result = validate_prompt(prompt, NODE_CLASSES, folders)
     recorded_id = recording["post_prompt"]["json"]["prompt_id"]
@@ -58,9 +56,8 @@ def test_coerced_prompt_is_what_the_history_shows(shared_dir: Path, folders: Fol
     assert sorted(result.outputs) == sorted(recorded[4])
 
 
-@pytest.mark.shared
-def test_ui_format_workflow_crashes_like_the_real_server(shared_dir: Path, folders: Folders) -> None:
-    prompt = load(shared_dir, "92_ui_format_posted")["post_prompt"]["request_json"]["prompt"]
+def test_ui_format_workflow_crashes_like_the_real_server(transcripts_dir: Path, folders: Folders) -> None:
+    prompt = load(transcripts_dir, "92_ui_format_posted")["post_prompt"]["request_json"]["prompt"]
     with pytest.raises(PromptCrash):
         validate_prompt(prompt, NODE_CLASSES, folders)
 

@@ -44,8 +44,6 @@ from handlers.worker.comfy._protocol import (
     rejected_outputs,
 )
 
-pytestmark = pytest.mark.shared
-
 Frame = Mapping[str, Any] | bytes
 
 
@@ -92,8 +90,8 @@ class Transcript:
         return PromptFollower(self.prompt_id, GraphInfo.from_graph(self.graph, **graph_options))
 
 
-def load(shared_dir: Path, name: str) -> Transcript:
-    raw = json.loads((shared_dir / "comfyui" / "transcripts" / f"{name}.json").read_text())
+def load(transcripts_dir: Path, name: str) -> Transcript:
+    raw = json.loads((transcripts_dir / f"{name}.json").read_text())
     post = raw["post_prompt"]
     history = raw.get("history", {}).get("json")
     return Transcript(
@@ -176,10 +174,10 @@ def check_ending(t: Transcript, events: Sequence[Event]) -> None:
         assert dict(terminal[0].outputs) == t.entry["outputs"]
 
 
-def test_every_recording_is_covered(shared_dir: Path) -> None:
+def test_every_recording_is_covered(transcripts_dir: Path) -> None:
     """Guard: the list above is every transcript with a finished prompt, so a new recording is not ignored."""
     names = set()
-    for path in (shared_dir / "comfyui" / "transcripts").glob("*.json"):
+    for path in (transcripts_dir).glob("*.json"):
         raw = json.loads(path.read_text())
         if isinstance(raw, dict) and isinstance(raw.get("history"), dict) and raw.get("ws"):
             names.add(path.stem)
@@ -190,8 +188,8 @@ def test_every_recording_is_covered(shared_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("name", FINISHED)
-def test_recording_followed_to_the_end(shared_dir: Path, name: str) -> None:
-    t = load(shared_dir, name)
+def test_recording_followed_to_the_end(transcripts_dir: Path, name: str) -> None:
+    t = load(transcripts_dir, name)
     follower = t.follower()
     events = follower.note_queued(t.answer) + feed(follower, t.frames)
     # The end marker was seen, so the machine asks for history (written before the marker was sent).
@@ -212,9 +210,9 @@ def test_recording_followed_to_the_end(shared_dir: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", FINISHED)
-def test_socket_cut_at_every_point_then_history(shared_dir: Path, name: str) -> None:
+def test_socket_cut_at_every_point_then_history(transcripts_dir: Path, name: str) -> None:
     """Wherever the socket drops, one /history answer gives the right ending and the full output set."""
-    t = load(shared_dir, name)
+    t = load(transcripts_dir, name)
     for cut in range(len(t.frames) + 1):
         follower = t.follower()
         events = feed(follower, t.frames[:cut])
@@ -227,9 +225,9 @@ def test_socket_cut_at_every_point_then_history(shared_dir: Path, name: str) -> 
 @pytest.mark.parametrize("name", FINISHED)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_socket_cut_then_reconnect(shared_dir: Path, name: str, data: st.DataObject) -> None:
+def test_socket_cut_then_reconnect(transcripts_dir: Path, name: str, data: st.DataObject) -> None:
     """Cut, poll (not finished yet), reconnect later having lost frames in between: the ending is still right."""
-    t = load(shared_dir, name)
+    t = load(transcripts_dir, name)
     cut = data.draw(st.integers(0, len(t.frames)), label="cut")
     resume = data.draw(st.integers(cut, len(t.frames)), label="resume")
     follower = t.follower()
@@ -275,8 +273,8 @@ def kinds(events: Sequence[Event]) -> list[str]:
     return out
 
 
-def test_success_event_sequence(shared_dir: Path) -> None:
-    t = load(shared_dir, "01_success")
+def test_success_event_sequence(transcripts_dir: Path) -> None:
+    t = load(transcripts_dir, "01_success")
     follower = t.follower()
     events = follower.note_queued(t.answer) + feed(follower, t.frames) + follower.feed_history(t.history or {})
     assert kinds(events) == [
@@ -303,8 +301,8 @@ def test_success_event_sequence(shared_dir: Path) -> None:
     assert {e.percent for e in events if isinstance(e, ProgressUpdate)} >= {0.0, 20.0, 40.0, 60.0, 80.0, 100.0}
 
 
-def test_fully_cached_prompt(shared_dir: Path) -> None:
-    t = load(shared_dir, "02_cached_identical")
+def test_fully_cached_prompt(transcripts_dir: Path) -> None:
+    t = load(transcripts_dir, "02_cached_identical")
     follower = t.follower()
     events = feed(follower, t.frames)
     assert kinds(events) == ["Started", "Cached", "Output(4)", "Output(5)"]
@@ -314,16 +312,16 @@ def test_fully_cached_prompt(shared_dir: Path) -> None:
     assert follower.progress.done_nodes == follower.progress.total_nodes == 5
 
 
-def test_partially_cached_prompt_counts_cached_nodes_as_done(shared_dir: Path) -> None:
-    t = load(shared_dir, "02b_partial_cache")
+def test_partially_cached_prompt_counts_cached_nodes_as_done(transcripts_dir: Path) -> None:
+    t = load(transcripts_dir, "02b_partial_cache")
     follower = t.follower()
     events = feed(follower, t.frames[:5])  # status, status, start, cached, executed(5)
     assert Cached(("1", "2", "5")) in events
     assert follower.progress.percent == 60.0  # 3 of 5
 
 
-def test_partial_validation_leaves_rejected_outputs_out_of_the_percent(shared_dir: Path) -> None:
-    t = load(shared_dir, "18_validation_partial_ok")
+def test_partial_validation_leaves_rejected_outputs_out_of_the_percent(transcripts_dir: Path) -> None:
+    t = load(transcripts_dir, "18_validation_partial_ok")
     assert rejected_outputs(t.answer["node_errors"]) == {"5"}
     info = GraphInfo.from_graph(t.graph, rejected=rejected_outputs(t.answer["node_errors"]))
     assert info.will_run == {"1", "2", "3"}
@@ -335,8 +333,8 @@ def test_partial_validation_leaves_rejected_outputs_out_of_the_percent(shared_di
     assert follower.progress.percent == 100.0
 
 
-def test_execution_error_details(shared_dir: Path) -> None:
-    t = load(shared_dir, "30_exec_error_alloc")
+def test_execution_error_details(transcripts_dir: Path) -> None:
+    t = load(transcripts_dir, "30_exec_error_alloc")
     follower = t.follower()
     events = feed(follower, t.frames) + follower.feed_history(t.history or {})
     failed = events[-1]
@@ -356,8 +354,10 @@ def test_execution_error_details(shared_dir: Path) -> None:
         ("83_ksampler_interrupt_nopreview", "3", "KSampler"),
     ],
 )
-def test_interrupt_is_reported_as_interrupted(shared_dir: Path, name: str, node: str | None, node_type: str) -> None:
-    t = load(shared_dir, name)
+def test_interrupt_is_reported_as_interrupted(
+    transcripts_dir: Path, name: str, node: str | None, node_type: str
+) -> None:
+    t = load(transcripts_dir, name)
     follower = t.follower()
     events = feed(follower, t.frames) + follower.feed_history(t.history or {})
     last = events[-1]
@@ -375,8 +375,8 @@ def test_interrupt_is_reported_as_interrupted(shared_dir: Path, name: str, node:
         ("81_ksampler_latent2rgb_flags_warm", "image/jpeg", b"\xff\xd8"),
     ],
 )
-def test_previews(shared_dir: Path, name: str, mime: str, magic: bytes) -> None:
-    t = load(shared_dir, name)
+def test_previews(transcripts_dir: Path, name: str, mime: str, magic: bytes) -> None:
+    t = load(transcripts_dir, name)
     events = feed(t.follower(), t.frames)
     previews = [e for e in events if isinstance(e, Preview)]
     binary = [f for f in t.frames if isinstance(f, bytes)]
@@ -387,8 +387,8 @@ def test_previews(shared_dir: Path, name: str, mime: str, magic: bytes) -> None:
         assert preview.data.startswith(magic)
 
 
-def test_sampler_steps_subdivide_their_node(shared_dir: Path) -> None:
-    t = load(shared_dir, "81_ksampler_nopreview_warm")
+def test_sampler_steps_subdivide_their_node(transcripts_dir: Path) -> None:
+    t = load(transcripts_dir, "81_ksampler_nopreview_warm")
     follower = t.follower()
     events = feed(follower, t.frames)
     steps = [e for e in events if isinstance(e, StepProgress)]
@@ -400,15 +400,15 @@ def test_sampler_steps_subdivide_their_node(shared_dir: Path) -> None:
     assert all(e.class_type == "KSampler" and e.steps == 4 for e in during)
 
 
-def test_progress_text(shared_dir: Path) -> None:
-    t = load(shared_dir, "95_progress_text_GetImageSize")
+def test_progress_text(transcripts_dir: Path) -> None:
+    t = load(transcripts_dir, "95_progress_text_GetImageSize")
     events = feed(t.follower(), t.frames)
     assert ProgressText("2", "width: 40, height: 30\n batch size: 2") in events
 
 
-def test_reconnect_executing_without_prompt_id(shared_dir: Path) -> None:
+def test_reconnect_executing_without_prompt_id(transcripts_dir: Path) -> None:
     """After a reconnect ComfyUI sends `executing` with no prompt id: it still moves the follower on."""
-    raw = json.loads((shared_dir / "comfyui" / "transcripts" / "97_reconnect_same_clientId.json").read_text())
+    raw = json.loads((transcripts_dir / "97_reconnect_same_clientId.json").read_text())
     prompt_id = raw["post_prompt"]["json"]["prompt_id"]
     follower = PromptFollower(prompt_id, GraphInfo.from_graph(raw["post_prompt"]["request_json"]["prompt"]))
     follower.socket_lost()
@@ -421,20 +421,20 @@ def test_reconnect_executing_without_prompt_id(shared_dir: Path) -> None:
     assert action(follower) is Action.POLL_HISTORY  # the end marker was seen
 
 
-def test_messages_for_other_prompts_are_ignored(shared_dir: Path) -> None:
-    t = load(shared_dir, "01_success")
+def test_messages_for_other_prompts_are_ignored(transcripts_dir: Path) -> None:
+    t = load(transcripts_dir, "01_success")
     stranger = PromptFollower("someone-else", GraphInfo.from_graph(t.graph))
     assert feed(stranger, t.frames) == []
     assert action(stranger) is Action.READ
     # A socket without client_id gets only status and the broadcast progress_state of other prompts.
-    raw = json.loads((shared_dir / "comfyui" / "transcripts" / "53_no_client_id.json").read_text())
+    raw = json.loads((transcripts_dir / "53_no_client_id.json").read_text())
     assert feed(stranger, frames_of(raw["ws_A"])) == []
-    other = json.loads((shared_dir / "comfyui" / "transcripts" / "52_two_clients.json").read_text())
+    other = json.loads((transcripts_dir / "52_two_clients.json").read_text())
     assert feed(stranger, frames_of(other["other_client_ws"])) == []
 
 
-def test_completion_only_in_history_when_socket_never_saw_anything(shared_dir: Path) -> None:
-    t = load(shared_dir, "03_output_kinds")
+def test_completion_only_in_history_when_socket_never_saw_anything(transcripts_dir: Path) -> None:
+    t = load(transcripts_dir, "03_output_kinds")
     follower = t.follower()
     follower.socket_lost()
     events = follower.feed_history(t.history or {})
@@ -442,17 +442,17 @@ def test_completion_only_in_history_when_socket_never_saw_anything(shared_dir: P
     assert sum(isinstance(e, Output) for e in events) == len(t.entry["outputs"]) > 3
 
 
-def test_adopting_a_finished_prompt_reads_history(shared_dir: Path) -> None:
-    t = load(shared_dir, "01_success")
+def test_adopting_a_finished_prompt_reads_history(transcripts_dir: Path) -> None:
+    t = load(transcripts_dir, "01_success")
     follower = t.follower()
     assert follower.note_adopted("finished") == [Adopted(t.prompt_id, "finished")]
     assert action(follower) is Action.POLL_HISTORY
     check_ending(t, follower.feed_history(t.history or {}))
 
 
-def test_history_lost_but_socket_saw_the_end(shared_dir: Path) -> None:
+def test_history_lost_but_socket_saw_the_end(transcripts_dir: Path) -> None:
     """If history no longer has the prompt (cleared, capped) the socket's own record of the end is used."""
-    t = load(shared_dir, "01_success")
+    t = load(transcripts_dir, "01_success")
     follower = t.follower()
     feed(follower, t.frames)
     assert follower.feed_history({}) == []
@@ -477,8 +477,8 @@ def test_vanished_prompt() -> None:
     assert action(follower) is Action.DONE
 
 
-def test_finished_between_queue_and_history_polls(shared_dir: Path) -> None:
-    t = load(shared_dir, "31_after_error_good")
+def test_finished_between_queue_and_history_polls(transcripts_dir: Path) -> None:
+    t = load(transcripts_dir, "31_after_error_good")
     follower = t.follower()
     follower.socket_lost()
     follower.feed_history({})
@@ -486,8 +486,8 @@ def test_finished_between_queue_and_history_polls(shared_dir: Path) -> None:
     check_ending(t, follower.feed_history(t.history or {}))
 
 
-def test_queue_position_and_start_from_queue(shared_dir: Path) -> None:
-    raw = json.loads((shared_dir / "comfyui" / "transcripts" / "42_queue_ops.json").read_text())
+def test_queue_position_and_start_from_queue(transcripts_dir: Path) -> None:
+    raw = json.loads((transcripts_dir / "42_queue_ops.json").read_text())
     queue = raw["GET_queue_while_running"]["json"]
     info = GraphInfo.from_graph({"1": {"class_type": "SaveImage", "inputs": {}}})
     pending = PromptFollower("ae645d15-4bfc-403d-ad82-f12b1d618784", info)  # number 24; -25 and 23 go first
@@ -501,8 +501,8 @@ def test_queue_position_and_start_from_queue(shared_dir: Path) -> None:
     assert running.state is FollowState.RUNNING
 
 
-def test_lost_socket_history_not_ready_asks_queue(shared_dir: Path) -> None:
-    t = load(shared_dir, "01_success")
+def test_lost_socket_history_not_ready_asks_queue(transcripts_dir: Path) -> None:
+    t = load(transcripts_dir, "01_success")
     follower = t.follower()
     feed(follower, t.frames[:8])
     assert action(follower) is Action.READ
@@ -516,8 +516,8 @@ def test_lost_socket_history_not_ready_asks_queue(shared_dir: Path) -> None:
 # ------------------------------------------------------------------------------------------------ graph and frames
 
 
-def test_graph_info(shared_dir: Path) -> None:
-    t = load(shared_dir, "90_colon_ids_and___value__")
+def test_graph_info(transcripts_dir: Path) -> None:
+    t = load(transcripts_dir, "90_colon_ids_and___value__")
     info = GraphInfo.from_graph(t.graph)
     assert info.will_run == {"7:1", "7:2", "9", "10", "11"}
     assert info.title("7:1") == "inner"
@@ -529,10 +529,10 @@ def test_graph_info(shared_dir: Path) -> None:
     assert "50" not in GraphInfo.from_graph(dangling, output_nodes={"9", "11"}).will_run
 
 
-def test_is_api_format(shared_dir: Path) -> None:
-    ui = json.loads((shared_dir / "comfyui" / "transcripts" / "92_ui_format_posted.json").read_text())
+def test_is_api_format(transcripts_dir: Path) -> None:
+    ui = json.loads((transcripts_dir / "92_ui_format_posted.json").read_text())
     assert not is_api_format(ui["post_prompt"]["request_json"]["prompt"])
-    assert is_api_format(load(shared_dir, "01_success").graph)
+    assert is_api_format(load(transcripts_dir, "01_success").graph)
     assert not is_api_format({})
 
 
@@ -549,8 +549,8 @@ def test_binary_frames() -> None:
             parse_binary_frame(broken)
 
 
-def test_bad_binary_frames_and_foreign_previews_are_ignored(shared_dir: Path) -> None:
-    t = load(shared_dir, "51_ws_image_feature_flags_client")
+def test_bad_binary_frames_and_foreign_previews_are_ignored(transcripts_dir: Path) -> None:
+    t = load(transcripts_dir, "51_ws_image_feature_flags_client")
     follower = t.follower()
     feed(follower, t.frames[:6])
     assert follower.feed_binary(b"\0\0\0\4\0\0\x09\x09") == []

@@ -20,7 +20,7 @@ from handlers.worker.comfy._errors import ComfyUIMisuse
 from handlers.worker.comfy._protocol import Cached, Event, NodeStarted, Output, Preview, Queued, Succeeded
 from tests.worker.comfy.test_protocol import Frame, Transcript, load
 
-pytestmark = [pytest.mark.shared, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)
 
 FAST = ComfyLimits(
     history_poll_interval=0.5,
@@ -127,9 +127,9 @@ def outputs(events: list[Event]) -> Mapping[str, Any]:
     return {e.node: e.ui for e in events if isinstance(e, Output)}
 
 
-async def test_replayed_run_with_unrouted_previews(shared_dir: Path) -> None:
+async def test_replayed_run_with_unrouted_previews(transcripts_dir: Path) -> None:
     """Type-1 previews carry no prompt id: they reach the prompt being followed."""
-    t = load(shared_dir, "50_ws_image_legacy_client")
+    t = load(transcripts_dir, "50_ws_image_legacy_client")
     server = ReplayServer([t])
     async with client(server) as comfy:
         events = await run(comfy, t)
@@ -142,9 +142,9 @@ async def test_replayed_run_with_unrouted_previews(shared_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("cut_after", [0, 4, 9, 15, 22])
-async def test_socket_cut_and_never_back(shared_dir: Path, cut_after: int) -> None:
+async def test_socket_cut_and_never_back(transcripts_dir: Path, cut_after: int) -> None:
     """The socket dies and every reconnect is refused: /history alone finishes the job, with every output."""
-    t = load(shared_dir, "01_success")
+    t = load(transcripts_dir, "01_success")
     server = ReplayServer([t], cut_after=cut_after)
     async with client(server) as comfy:
         events = await run(comfy, t)
@@ -154,8 +154,8 @@ async def test_socket_cut_and_never_back(shared_dir: Path, cut_after: int) -> No
     assert f"GET /history/{t.prompt_id}" in server.requests
 
 
-async def test_two_prompts_on_one_socket_are_routed_by_prompt_id(shared_dir: Path) -> None:
-    first, second = load(shared_dir, "01_success"), load(shared_dir, "02_cached_identical")
+async def test_two_prompts_on_one_socket_are_routed_by_prompt_id(transcripts_dir: Path) -> None:
+    first, second = load(transcripts_dir, "01_success"), load(transcripts_dir, "02_cached_identical")
     # Both prompts are already queued; the frames flow once both followers are there (they poll /history first,
     # because the socket is down when they start).
     server = ReplayServer([first, second], socket_after=frozenset({first.prompt_id, second.prompt_id}))
@@ -175,8 +175,8 @@ async def test_two_prompts_on_one_socket_are_routed_by_prompt_id(shared_dir: Pat
     assert outputs(b) == second.entry["outputs"]
 
 
-async def test_following_the_same_prompt_twice_is_misuse(shared_dir: Path) -> None:
-    t = load(shared_dir, "01_success")
+async def test_following_the_same_prompt_twice_is_misuse(transcripts_dir: Path) -> None:
+    t = load(transcripts_dir, "01_success")
     server = ReplayServer([t])
     async with client(server) as comfy:
         deadline = asyncio.get_running_loop().time() + 30
@@ -189,8 +189,8 @@ async def test_following_the_same_prompt_twice_is_misuse(shared_dir: Path) -> No
         assert server.requests[-2:] == ["POST /queue", "POST /interrupt"]
 
 
-async def test_garbage_frames_do_not_break_the_socket(shared_dir: Path) -> None:
-    t = load(shared_dir, "01_success")
+async def test_garbage_frames_do_not_break_the_socket(transcripts_dir: Path) -> None:
+    t = load(transcripts_dir, "01_success")
     server = ReplayServer([t])
     server.frames[4:4] = [
         "not json",
@@ -206,9 +206,9 @@ async def test_garbage_frames_do_not_break_the_socket(shared_dir: Path) -> None:
     assert isinstance(events[-1], Succeeded)
 
 
-async def test_overflowing_inbox_falls_back_to_history(shared_dir: Path) -> None:
+async def test_overflowing_inbox_falls_back_to_history(transcripts_dir: Path) -> None:
     """A consumer too slow for the socket loses messages, never outputs: history fills the gap."""
-    t = load(shared_dir, "01_success")
+    t = load(transcripts_dir, "01_success")
     server = ReplayServer([t])
     tiny = ComfyLimits(
         history_poll_interval=0.5,
@@ -222,8 +222,8 @@ async def test_overflowing_inbox_falls_back_to_history(shared_dir: Path) -> None
     assert outputs(events) == t.entry["outputs"]
 
 
-async def test_following_needs_an_open_client(shared_dir: Path) -> None:
-    t = load(shared_dir, "01_success")
+async def test_following_needs_an_open_client(transcripts_dir: Path) -> None:
+    t = load(transcripts_dir, "01_success")
     comfy = client(ReplayServer([t]))
     with pytest.raises(ComfyUIMisuse, match="open"):
         await comfy.follow(t.prompt_id, t.graph, deadline=0).__anext__()
