@@ -7,7 +7,7 @@ JSON Schema of a job's input, generated from :class:`JobInput`.
 """
 
 from handlers.contract._comfyui_errors import comfyui_execution_error, comfyui_rejection_error
-from handlers.contract._common import JOB_ID_PATTERN, canonical_json, is_job_id
+from handlers.contract._common import JOB_ID_PATTERN, MAX_JSON_DEPTH, canonical_json, is_job_id, json_shape_problem
 from handlers.contract._dispatch import Notify, Priority, QueueMessage, RunPolicy, derive_job_id, input_digest
 from handlers.contract._errors import (
     RETRYABLE_CODES,
@@ -19,7 +19,10 @@ from handlers.contract._errors import (
     summarize,
 )
 from handlers.contract._job import (
+    MAX_GRAPH_NODES,
     MAX_INLINE_BASE64_BYTES,
+    MAX_JOB_INPUT_BYTES,
+    MAX_MEDIA_ITEMS,
     MAX_PRESIGN_SECONDS,
     MAX_TIMEOUT_S,
     GraphFormat,
@@ -62,7 +65,11 @@ from handlers.contract._state import (
 __all__ = [
     "INITIAL_STATES",
     "JOB_ID_PATTERN",
+    "MAX_GRAPH_NODES",
     "MAX_INLINE_BASE64_BYTES",
+    "MAX_JOB_INPUT_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_MEDIA_ITEMS",
     "MAX_PRESIGN_SECONDS",
     "MAX_TIMEOUT_S",
     "RETRYABLE_CODES",
@@ -113,6 +120,7 @@ __all__ = [
     "is_job_id",
     "is_terminal",
     "job_input_schema",
+    "json_shape_problem",
     "sign_webhook",
     "split_override_key",
     "state_for_runpod",

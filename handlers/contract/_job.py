@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections import Counter
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Self
@@ -15,14 +16,28 @@ from pydantic import (
     JsonValue,
     ModelWrapValidatorHandler,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from handlers.contract._common import NAME_PATTERN, PARAM_NAME_PATTERN, JobId, Loc, StrictModel, with_cross_checks
+from handlers.contract._common import (
+    NAME_PATTERN,
+    PARAM_NAME_PATTERN,
+    JobId,
+    Loc,
+    StrictModel,
+    json_shape_problem,
+    with_cross_checks,
+)
 
 __all__ = [
+    "MAX_GRAPH_NODES",
     "MAX_INLINE_BASE64_BYTES",
+    "MAX_JOB_INPUT_BYTES",
+    "MAX_MEDIA_ITEMS",
+    "MAX_OVERRIDES",
+    "MAX_PARAMS",
     "MAX_PRESIGN_SECONDS",
     "MAX_TIMEOUT_S",
     "GraphFormat",
@@ -45,6 +60,13 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 MAX_INLINE_BASE64_BYTES = 7_000_000
 """Raw bytes: base64 adds a third, and RunPod refuses results over 10 MB, so 7 MB leaves room for the rest."""
 DEFAULT_INLINE_BASE64_BYTES = 0
+MAX_JOB_INPUT_BYTES = 10_000_000
+"""A whole job as JSON: RunPod's own ``/run`` limit, checked before anything parses it."""
+MAX_MEDIA_ITEMS = 64
+MAX_PARAMS = 256
+MAX_OVERRIDES = 1024
+MAX_GRAPH_NODES = 5000
+"""Nodes of one graph (API nodes, or a UI workflow's nodes): the largest real workflows hold a few hundred."""
 
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[\w.-]+)*;base64,", re.ASCII)
 _S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+$")
@@ -199,6 +221,15 @@ class ProgressWebhook(StrictModel):
     min_interval_ms: int = Field(default=1000, ge=100, le=60_000, description="throttle between progress events")
 
 
+_ITEM_LIMITS: dict[str, int] = {
+    "workflow": MAX_GRAPH_NODES,
+    "params": MAX_PARAMS,
+    "overrides": MAX_OVERRIDES,
+    "media": MAX_MEDIA_ITEMS,
+    "images": MAX_MEDIA_ITEMS,
+}
+
+
 class JobInput(StrictModel):
     """A job: a workflow (inline API or UI graph, or a named template), its parameters, media and delivery."""
 
@@ -207,14 +238,16 @@ class JobInput(StrictModel):
         default=None, pattern=_TEMPLATE, description="'<kind>/<name>', e.g. 'image/sdxl-basic'"
     )
     character: str | None = Field(default=None, pattern=NAME_PATTERN, description="character-scoped template lookup")
-    params: dict[ParamName, JsonValue] = Field(default_factory=dict)
+    params: dict[ParamName, JsonValue] = Field(default_factory=dict, max_length=MAX_PARAMS)
     overrides: dict[OverrideKey, JsonValue] = Field(
-        default_factory=dict, description='"<node id or title>.<input>": value, applied after params'
+        default_factory=dict,
+        max_length=MAX_OVERRIDES,
+        description='"<node id or title>.<input>": value, applied after params',
     )
-    media: list[MediaItem] = Field(default_factory=list, max_length=64)
+    media: list[MediaItem] = Field(default_factory=list, max_length=MAX_MEDIA_ITEMS)
     images: list[LegacyImage] = Field(
         default_factory=list,
-        max_length=64,
+        max_length=MAX_MEDIA_ITEMS,
         description="worker-comfyui compatibility: moved into media",
         json_schema_extra={"deprecated": True},
     )
@@ -222,6 +255,22 @@ class JobInput(StrictModel):
     job_id: JobId | None = Field(default=None, description="idempotency key; default: RunPod's job id")
     timeout_s: int = Field(default=DEFAULT_TIMEOUT_S, ge=1, le=MAX_TIMEOUT_S)
     progress_webhook: ProgressWebhook | None = None
+
+    @field_validator("workflow", "params", "overrides", "media", "images", mode="before")
+    @classmethod
+    def _bounded(cls, value: Any, info: ValidationInfo) -> Any:
+        # Before any per-item work (pydantic's, ours, anything recursive): too many items, too deep, or not JSON
+        # is one problem reported at once, never seconds of validation or a crash.
+        limit = _ITEM_LIMITS[str(info.field_name)]
+        items = value
+        if info.field_name == "workflow" and isinstance(value, dict) and graph_format(value) is GraphFormat.UI:
+            items = value.get("nodes")
+        if isinstance(items, dict | list) and len(items) > limit:
+            raise ValueError(f"has {len(items)} entries; at most {limit} are accepted")
+        problem = json_shape_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("workflow")
     @classmethod
@@ -256,14 +305,15 @@ class JobInput(StrictModel):
                 problems.append(((), "give exactly one of workflow or template"))
             if data.get("character") is not None and data.get("template") is None:
                 problems.append((("character",), "applies only with template"))
-            names: list[str] = [
+            # Per-item work only on lists within their bound (the field check reports a longer one), and linear.
+            names: Counter[str] = Counter(
                 item["name"]
                 for key in ("media", "images")
-                if isinstance(data.get(key), list)
+                if isinstance(data.get(key), list) and len(data[key]) <= MAX_MEDIA_ITEMS
                 for item in data[key]
                 if isinstance(item, dict) and isinstance(item.get("name"), str)
-            ]
-            duplicates = sorted({n for n in names if names.count(n) > 1})
+            )
+            duplicates = sorted(name for name, count in names.items() if count > 1)
             if duplicates:
                 problems.append((("media",), f"names must be unique: {', '.join(duplicates)}"))
         result: Self = with_cross_checks(cls.__name__, data, handler, problems)

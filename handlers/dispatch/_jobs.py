@@ -29,12 +29,14 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from handlers.contract import (
+    MAX_JOB_INPUT_BYTES,
     ErrorCode,
     JobError,
     JobProgress,
     JobRecord,
     JobState,
     Notify,
+    Problem,
     ProgressEvent,
     ProgressWebhook,
     ProgressWebhookPayload,
@@ -182,6 +184,12 @@ class JobService:
     def handle_message(self, message_id: str, body: str, receive_count: int = 1) -> Disposition:
         """One SQS message. Raises nothing for the job's own faults (they become REJECTED); returns RETRY when a
         transient failure means the message should come back. Unexpected errors propagate (the caller retries)."""
+        if len(body) > MAX_JOB_INPUT_BYTES:
+            # Bounded before anything parses it: a poison message gets its REJECTED record like any bad input.
+            problem = Problem(path="message", message=f"is {len(body)} characters; at most {MAX_JOB_INPUT_BYTES}")
+            error = JobError.from_problems([problem], job_id=derive_job_id(message_id))
+            self._create_rejected(derive_job_id(message_id), _body_digest(body), error)
+            return Disposition.DONE
         try:
             message = QueueMessage.model_validate_json(body)
         except ValidationError as exc:
@@ -222,15 +230,15 @@ class JobService:
 
     def _reject_unparsed(self, message_id: str, body: str, exc: ValidationError) -> Disposition:
         job_id = derive_job_id(message_id)
-        with contextlib.suppress(ValueError, AttributeError, TypeError):
+        # The body already failed validation: it may be nested past the recursion limit too.
+        with contextlib.suppress(ValueError, AttributeError, TypeError, RecursionError):
             raw = json.loads(body)
             for candidate in (raw.get("job_id"), (raw.get("input") or {}).get("job_id")):
                 if isinstance(candidate, str) and is_job_id(candidate):
                     job_id = candidate
                     break
         error = JobError.from_problems(validation_problems(exc, root=""), job_id=job_id)
-        digest = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
-        self._create_rejected(job_id, digest, error)
+        self._create_rejected(job_id, _body_digest(body), error)
         return Disposition.DONE
 
     def _create_rejected(self, job_id: str, digest: str, error: JobError) -> None:
@@ -611,3 +619,7 @@ class JobService:
             log_event(logging.WARNING, "job failed for good", record.job_id, code=final.code.value)
             self._notify(written)
         return "gave_up"
+
+
+def _body_digest(body: str) -> str:
+    return "sha256:" + hashlib.sha256(body.encode(errors="replace")).hexdigest()

@@ -31,40 +31,53 @@ def variant_node_id(variant: int, node_id: str) -> str:
 
 def _signatures(graph: Mapping[str, Any]) -> dict[str, str]:
     """Each node's structural digest: its class and inputs, every link replaced by its source's digest. A node on
-    a cycle, or linked to a missing node, gets a digest of its own id (it is never shared)."""
+    a cycle, or linked to a missing node, gets a digest of its own id (it is never shared).
+
+    Iterative (an explicit stack, children before parents): a chain of any length is one more entry on the stack,
+    never one more Python frame."""
     digests: dict[str, str] = {}
     visiting: set[str] = set()
 
-    def unique(node_id: str) -> str:
-        return "unshared:" + node_id
+    def links(node: Mapping[str, Any]) -> list[str]:
+        return [value[0] for value in (node.get("inputs") or {}).values() if is_link(value)]
 
-    def digest(node_id: str) -> str:
-        if node_id in digests:
-            return digests[node_id]
-        node = graph.get(node_id)
-        if not isinstance(node, Mapping) or node_id in visiting:
-            return unique(node_id)
-        visiting.add(node_id)
+    def seal(node_id: str, node: Mapping[str, Any]) -> None:
         inputs: dict[str, Any] = {}
         shareable = True
         for name, value in (node.get("inputs") or {}).items():
             if is_link(value):
-                upstream = digest(value[0])
+                upstream = digests.get(value[0], "unshared:" + str(value[0]))
                 shareable = shareable and not upstream.startswith("unshared:")
                 inputs[name] = ["link", upstream, value[1]]
             else:
                 inputs[name] = ["value", value]
-        visiting.discard(node_id)
         if not shareable:
-            digests[node_id] = unique(node_id)
-            return digests[node_id]
+            digests[node_id] = "unshared:" + node_id
+            return
         text = json.dumps([node.get("class_type"), inputs], sort_keys=True, separators=(",", ":"), default=repr)
         digests[node_id] = hashlib.sha256(text.encode()).hexdigest()
-        return digests[node_id]
 
-    for node_id in graph:
-        digest(node_id)
-    return digests
+    for root in graph:
+        if root in digests:
+            continue
+        stack: list[tuple[str, bool]] = [(root, False)]
+        while stack:
+            node_id, expanded = stack.pop()
+            node = graph.get(node_id)
+            if expanded:
+                visiting.discard(node_id)
+                assert isinstance(node, Mapping)
+                seal(node_id, node)
+                continue
+            if node_id in digests:
+                continue
+            if not isinstance(node, Mapping) or node_id in visiting:
+                # Missing, or on a cycle: its consumer reads "unshared" for it (never stored, as before).
+                continue
+            visiting.add(node_id)
+            stack.append((node_id, True))
+            stack.extend((upstream, False) for upstream in reversed(links(node)) if upstream not in digests)
+    return {node_id: digests[node_id] for node_id in graph if node_id in digests}
 
 
 def _remap_inputs(inputs: Mapping[str, Any], ids: Mapping[str, str]) -> dict[str, Any]:

@@ -196,3 +196,20 @@ def test_merge_properties(graph: dict[str, Any], seeds: list[int]) -> None:
     seed_inputs = sorted(node["inputs"]["seed"] for node in merged.values() if "seed" in node["inputs"])
     per_variant = sum(1 for n in graph if "seed" in graph[n]["inputs"])
     assert seed_inputs == sorted(s for s in seeds for _ in range(per_variant))
+
+
+def test_a_long_chain_with_a_seed_batch_is_merged_without_recursion() -> None:
+    """1,200 nodes in one chain (deeper than Python's recursion limit) folded into a seed batch: handled
+    iteratively, not an ``internal`` RecursionError (issue 11, item 8)."""
+    from handlers.workflow import resolve_graph
+
+    graph: dict[str, Any] = {"0": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}}}
+    for i in range(1, 1200):
+        graph[str(i)] = {"class_type": "ImageInvert", "inputs": {"image": [str(i - 1), 0]}}
+    graph["1200"] = {"class_type": "KSampler", "inputs": {"seed": 1, "latent_image": ["1199", 0]}}
+    graph["1201"] = {"class_type": "SaveImage", "inputs": {"images": ["1200", 0], "filename_prefix": "x"}}
+    graph = dict(reversed(graph.items()))  # consumers first: a recursive walk would go 1,200 frames deep
+    bound = resolve_graph(graph, {"seeds": [1, 2]}, {})
+    # The chain is shared by both seeds; only the seed-dependent sampler and its save node are duplicated.
+    assert len(bound.graph) == len(graph) + 2
+    assert sorted(s.value for s in bound.seeds) == [1, 2]
