@@ -35,6 +35,9 @@ class JobRecord(StrictModel):
     state: JobState
     attempt: int = Field(default=0, ge=0, description="RunPod submissions so far")
     runpod_id: str | None = None
+    runpod_ids: list[str] = Field(
+        default_factory=list, description="every RunPod job this record submitted (or adopted), oldest first"
+    )
     endpoint_id: str | None = None
     input_digest: str
     input_s3_uri: str | None = Field(default=None, description="where a large input is kept (> 300 KB)")

@@ -9,8 +9,11 @@ Rules every path follows:
   write, so concurrent deliveries, webhooks and the reconciler never submit a job twice while a submission is
   live. The one gap - a crash between ``/run`` and the SUBMITTED write - is closed by the reconciler resubmitting
   after ``submit_after``; the worker's job-id idempotency (stored manifest) makes that second run harmless.
-- Outcomes are read from ``/status`` (webhooks are unsigned hints). An outcome for a RunPod id that is not the
-  job's current submission only counts if it is a success: the same job id succeeded, whichever attempt it was.
+- Outcomes are read from ``/status`` (webhooks are unsigned hints). Only RunPod ids the record itself submitted
+  may move it: an outcome for an earlier submission counts if it is a success (the same job id succeeded,
+  whichever attempt it was). An id the record never wrote down (a crash between ``/run`` and the SUBMITTED
+  write) is adopted only for a success whose worker result names this job. A result whose ``job_id`` is
+  another job's is never recorded.
 """
 
 from __future__ import annotations
@@ -159,6 +162,9 @@ class JobService:
         """One conditional write: ``current`` → ``state`` with ``changes``, version + 1. Raises StaleRecordError."""
         if not can_transition(current.state, state):
             raise ValueError(f"job {current.job_id}: {current.state} -> {state} is not a transition")
+        runpod_id = changes.get("runpod_id")
+        if runpod_id is not None and runpod_id not in current.runpod_ids:
+            changes["runpod_ids"] = [*current.runpod_ids, runpod_id]
         now = max(self.clock_ms(), current.updated_at_ms)
         record = current.model_copy(
             update={"state": state, "updated_at_ms": now, "version": current.version + 1, **changes}
@@ -377,9 +383,20 @@ class JobService:
         if is_terminal(record.state):
             return record
         target = status.job_state
+        if target is JobState.SUCCEEDED and not _names_job(status.output, record.job_id):
+            log_event(logging.WARNING, "a result naming another job refused", record.job_id, runpod_id=runpod_id)
+            return record
         if record.runpod_id != runpod_id:
             if target is not JobState.SUCCEEDED:
                 return record  # an older (or orphaned) submission's news: the current one decides
+            if runpod_id not in record.runpod_ids and not self._may_adopt(record, status):
+                log_event(
+                    logging.WARNING,
+                    "an outcome of a job this record never submitted refused",
+                    record.job_id,
+                    runpod_id=runpod_id,
+                )
+                return record
             if record.state is JobState.ACCEPTED:
                 # Adopt the submission a crash kept us from recording, then finish it.
                 record = self._write(
@@ -401,6 +418,13 @@ class JobService:
                 return record  # a repeated webhook: do not postpone the reconciler by touching the record
             return self._write(record, record.state, error=error)
         return self._finish(record, status, runpod_id, error=error)
+
+    @staticmethod
+    def _may_adopt(record: JobRecord, status: RunPodJobStatus) -> bool:
+        """A submission the record never wrote down (the crash window between ``/run`` and the SUBMITTED write
+        leaves one): its success counts only as a worker result naming this job."""
+        result = _job_result(status.output)
+        return result is not None and result.job_id == record.job_id
 
     def _will_retry(self, record: JobRecord, status: RunPodJobStatus, error: JobError) -> bool:
         return (
@@ -619,6 +643,15 @@ class JobService:
             log_event(logging.WARNING, "job failed for good", record.job_id, code=final.code.value)
             self._notify(written)
         return "gave_up"
+
+
+def _names_job(output: Any, job_id: str) -> bool:
+    """Whether a success's output may belong to ``job_id``: a worker result naming another job does not."""
+    result = _job_result(output)
+    if result is not None:
+        return result.job_id == job_id
+    named = output.get("job_id") if isinstance(output, dict) else None
+    return named is None or named == job_id
 
 
 def _body_digest(body: str) -> str:

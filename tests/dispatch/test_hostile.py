@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from handlers.contract import MAX_JOB_INPUT_BYTES, ErrorCode, JobState
+from handlers.contract import MAX_JOB_INPUT_BYTES, ErrorCode, JobState, RunPodStatus
+from handlers.dispatch._errors import RunPodUnavailable
 from handlers.dispatch._jobs import Disposition
-from tests.dispatch.helpers import GRAPH, World
+from tests.dispatch.helpers import GRAPH, World, message, success_output
 
 POISON = {
     "nested cross-field": json.dumps(
@@ -56,3 +57,52 @@ def test_an_oversized_body_is_rejected_before_it_is_parsed() -> None:
     record = world.record("m-big")
     assert record.state is JobState.REJECTED
     assert record.error is not None and "at most" in record.error.message
+
+
+# -- RunPod webhooks naming other jobs (item 2) --------------------------------------------------------------
+
+
+def _direct_job(world: World, job_id: str | None, output: dict[str, object]) -> str:
+    """A job someone sent straight to the endpoint (not through dispatch), already COMPLETED."""
+    submitted = world.runpod.run("ep-1", {"input": {"job_id": job_id} if job_id else {}})
+    world.runpod.set_status(submitted.id, RunPodStatus.COMPLETED, output=output)
+    return submitted.id
+
+
+@pytest.mark.parametrize("state", ["submitted", "accepted"])
+def test_a_webhook_naming_another_completed_job_cannot_complete_the_victim(state: str) -> None:
+    world = World()
+    if state == "accepted":
+        world.runpod.fail_next(RunPodUnavailable("down"))
+    world.service.handle_message("m-1", message("victim"))
+    before = world.record("victim")
+    other = _direct_job(world, "attacker", success_output("attacker"))
+    body = {"id": other, "status": "COMPLETED", "input": {"job_id": "victim"}, "output": success_output("victim")}
+    world.service.handle_runpod_webhook(body)
+    after = world.record("victim")
+    assert after.state is before.state and after.state is not JobState.SUCCEEDED
+    assert after.runpod_id == before.runpod_id and other not in after.runpod_ids
+
+
+def test_a_result_naming_another_job_is_refused_even_from_the_jobs_own_submission() -> None:
+    world = World()
+    world.service.handle_message("m-1", message("victim"))
+    runpod_id = world.record("victim").runpod_id
+    assert runpod_id is not None
+    world.webhook(runpod_id, RunPodStatus.COMPLETED, "victim", output=success_output("someone-else"))
+    assert world.record("victim").state is JobState.SUBMITTED
+
+
+def test_every_submission_is_remembered_and_an_earlier_ones_success_still_counts() -> None:
+    world = World()
+    world.service.handle_message("m-1", message("job-1"))
+    first = world.runpod.jobs["rp-0"]
+    world.runpod.forget("rp-0")  # RunPod lost it: the reconciler submits the job again
+    world.clock.advance(world.limits.stale_after_ms + 60_000)
+    world.service.reconcile()
+    world.runpod.jobs["rp-0"] = first  # ... and then the first submission turns out to have finished after all
+    record = world.record("job-1")
+    assert record.runpod_ids == ["rp-0", record.runpod_id] and record.runpod_id != "rp-0"
+    world.runpod.set_status("rp-0", RunPodStatus.COMPLETED, output=success_output("job-1"))
+    world.service.handle_runpod_webhook({"id": "rp-0", "status": "COMPLETED", "input": {"job_id": "job-1"}})
+    assert world.record("job-1").state is JobState.SUCCEEDED
