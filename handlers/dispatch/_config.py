@@ -60,6 +60,17 @@ class Settings(BaseModel):
     runpod_timeout_s: float = Field(default=8.0, alias="RELAY_RUNPOD_TIMEOUT_S", gt=0, le=120)
     runpod_attempts: int = Field(default=3, alias="RELAY_RUNPOD_ATTEMPTS", ge=1, le=10)
     notify_attempts: int = Field(default=3, alias="RELAY_NOTIFY_ATTEMPTS", ge=1, le=10)
+    notify_queues: tuple[str, ...] = Field(default=(), alias="RELAY_NOTIFY_QUEUES")
+    """Queue URLs a job's ``notify.sqs_queue_url`` may name (comma-separated); none by default."""
+    allow_private_urls: bool = Field(default=False, alias="RELAY_ALLOW_PRIVATE_URLS")
+    """Let notify webhooks reach private addresses: local stacks and tests only."""
+
+    @field_validator("notify_queues", mode="before")
+    @classmethod
+    def _split_queues(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("progress_secrets", mode="before")
     @classmethod

@@ -63,7 +63,7 @@ from handlers.dispatch._errors import (
     UsageError,
 )
 from handlers.dispatch._logging import LOGGER_NAME, log_event
-from handlers.dispatch._notify import Notifier
+from handlers.dispatch._notify import Notifier, NotifyPolicy
 from handlers.dispatch._retry import Backoff, resubmit_delay_ms
 from handlers.dispatch._runpod import RunPodApi
 from handlers.dispatch._store import JobStore
@@ -145,6 +145,7 @@ class JobService:
         validator: InputValidator | None = None,
         limits: Limits | None = None,
         clock_ms: Callable[[], int] = _wall_clock_ms,
+        notify_policy: NotifyPolicy | None = None,
     ) -> None:
         self.store = store
         self.runpod = runpod
@@ -155,6 +156,7 @@ class JobService:
         self.validator = validator
         self.limits = limits or Limits()
         self.clock_ms = clock_ms
+        self.notify_policy = notify_policy or NotifyPolicy()
 
     # -- writing -------------------------------------------------------------------------------------------
 
@@ -203,6 +205,13 @@ class JobService:
         job_id = message.resolved_job_id(message_id)
         message = message.model_copy(update={"job_id": job_id})
         digest = input_digest(message.input)
+        refused = self.notify_policy.problems(message.notify) if message.notify is not None else []
+        if refused:
+            error = JobError(
+                code=ErrorCode.INVALID_INPUT, message="; ".join(map(str, refused)), job_id=job_id, problems=refused
+            )
+            self._create_rejected(job_id, digest, error)
+            return Disposition.DONE
         if self.validator is not None:
             try:
                 for warning in self.validator.check(message.input, job_id):

@@ -66,9 +66,10 @@ def build_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
 
     from handlers.dispatch._dynamo_store import DynamoJobStore  # noqa: PLC0415
     from handlers.dispatch._logging import configure_logging  # noqa: PLC0415
-    from handlers.dispatch._notify import HttpNotifier  # noqa: PLC0415
+    from handlers.dispatch._notify import HttpNotifier, NotifyPolicy  # noqa: PLC0415
     from handlers.dispatch._runpod import RunPodClient  # noqa: PLC0415
     from handlers.dispatch._validation import DEFAULT_CATALOGUE, InputValidator  # noqa: PLC0415
+    from handlers.outbound import OutboundGuard  # noqa: PLC0415
 
     settings = load_settings(os.environ if environ is None else environ)
     configure_logging()
@@ -101,6 +102,9 @@ def build_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
         timeout_s=settings.runpod_timeout_s,
         retry=RetryPolicy(attempts=settings.runpod_attempts, max_retry_after_s=5.0),
     )
+    notify_policy = NotifyPolicy(
+        guard=OutboundGuard(allow_private=settings.allow_private_urls), queues=frozenset(settings.notify_queues)
+    )
     service = JobService(
         store,
         runpod,
@@ -111,7 +115,8 @@ def build_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
             secret=settings.progress_secrets[0].get_secret_value(),
             min_interval_ms=min(60_000, max(100, settings.progress_min_interval_ms)),
         ),
-        notifier=HttpNotifier(sqs=sqs, retry=RetryPolicy(attempts=settings.notify_attempts)),
+        notifier=HttpNotifier(sqs=sqs, retry=RetryPolicy(attempts=settings.notify_attempts), policy=notify_policy),
+        notify_policy=notify_policy,
         validator=InputValidator(catalogue_path=catalogue, workflows=workflows),
         limits=limits_from(settings),
     )

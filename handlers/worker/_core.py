@@ -35,9 +35,11 @@ from handlers.contract import (
     OutputItem,
     OutputOptions,
     OutputReadyEvent,
+    Problem,
     ProgressEvent,
     is_job_id,
 )
+from handlers.outbound import UrlRefused
 from handlers.worker._config import WorkerConfig
 from handlers.worker._events import (
     CoreEvent,
@@ -407,13 +409,17 @@ class _JobRun:
                         return self._answer_replay(self.replay)
                 raise
             if self.job.progress_webhook is not None:
-                self.outbox = WebhookOutbox(
-                    self.job.progress_webhook,
-                    self.job_id,
-                    timeout_s=self.config.webhook_timeout_s,
-                    max_queued=self.config.webhook_queue_size,
-                    allow_private=self.config.allow_private_urls,
-                )
+                try:
+                    self.outbox = await WebhookOutbox.open(
+                        self.job.progress_webhook,
+                        self.job_id,
+                        timeout_s=self.config.webhook_timeout_s,
+                        max_queued=self.config.webhook_queue_size,
+                        allow_private=self.config.allow_private_urls,
+                    )
+                except UrlRefused as exc:
+                    problem = Problem(path="input.progress_webhook.url", message=exc.message)
+                    raise _Fail(JobError.from_problems([problem])) from exc
             try:
                 result = await self._execute(bound, store, folders, deadline)
             finally:

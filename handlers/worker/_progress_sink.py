@@ -3,6 +3,9 @@
 Events wait in a small bounded queue. Progress coalesces (a newer progress event replaces a queued one: latest
 wins); output events are kept unless the queue is full, in which case the oldest entry is dropped. Each POST has a
 timeout and failures are logged, never raised. ``aclose`` gives the queue a bounded time to drain.
+
+The receiver is the caller's URL: every POST goes through the one SSRF guard (``handlers.outbound``) - resolved,
+every address checked, sent to the checked address - and a redirect is never followed (a 3xx is a failed send).
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
 from handlers.contract import OutputReadyEvent, ProgressEvent, ProgressWebhook, ProgressWebhookPayload, sign_webhook
-from handlers.worker._ssrf import check_url, redact_url
+from handlers.outbound import AsyncResolver, OutboundGuard, UnresolvableHost, UrlRefused, async_system_resolver
 
 __all__ = ["WebhookOutbox"]
 
@@ -38,11 +42,12 @@ class WebhookOutbox:
         max_queued: int = 16,
         allow_private: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
+        resolver: AsyncResolver = async_system_resolver,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        # The receiver is the caller's URL: it goes through the same guard as media URLs (no cloud metadata, no
-        # loopback services) unless the worker allows private addresses.
-        check_url(webhook.url, allow_private=allow_private)
+        self._guard = OutboundGuard(allow_private=allow_private, async_resolver=resolver)
+        # Refused up front (the job fails as invalid_input); DNS is checked again on every send.
+        self._guard.check(webhook.url)
         self.webhook = webhook
         self.job_id = job_id
         self.sent = 0
@@ -59,6 +64,20 @@ class WebhookOutbox:
             transport=transport, timeout=httpx.Timeout(timeout_s), trust_env=False, follow_redirects=False
         )
         self._task = asyncio.create_task(self._run(), name=f"progress webhook {job_id}")
+
+    @classmethod
+    async def open(cls, webhook: ProgressWebhook, job_id: str, **kwargs: Any) -> WebhookOutbox:
+        """An outbox whose URL has passed the guard, DNS included: a receiver that resolves to a refused address
+        fails the job at once (``UrlRefused``) instead of silently never hearing from it."""
+        outbox = cls(webhook, job_id, **kwargs)
+        try:
+            await outbox._guard.apin(webhook.url)
+        except UnresolvableHost as exc:
+            logger.warning("progress webhook host does not resolve yet: %s", exc)
+        except UrlRefused:
+            await outbox.aclose(0)
+            raise
+        return outbox
 
     def offer(self, event: Event) -> None:
         if self._closing:
@@ -99,14 +118,21 @@ class WebhookOutbox:
         body = payload.model_dump_json(exclude_none=True).encode()
         headers = {"Content-Type": "application/json", **sign_webhook(self.webhook.secret, body, int(self._clock()))}
         try:
-            response = await self._client.post(self.webhook.url, content=body, headers=headers)
+            pinned = await self._guard.apin(self.webhook.url)
+            response = await self._client.post(
+                pinned.url, content=body, headers={**headers, **pinned.headers}, extensions=pinned.extensions
+            )
+        except (UrlRefused, UnresolvableHost) as exc:
+            self.failed += 1
+            logger.warning("progress webhook refused: %s", exc)
+            return
         except httpx.HTTPError as exc:
             self.failed += 1
-            logger.warning("progress webhook %s failed: %s", redact_url(self.webhook.url), type(exc).__name__)
+            logger.warning("progress webhook %s failed: %s", pinned.source, type(exc).__name__)
             return
         if response.status_code >= 300:
             self.failed += 1
-            logger.warning("progress webhook %s answered %s", redact_url(self.webhook.url), response.status_code)
+            logger.warning("progress webhook %s answered %s", pinned.source, response.status_code)
         else:
             self.sent += 1
 

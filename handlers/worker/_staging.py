@@ -1,11 +1,9 @@
-"""Input media, the I/O half: fetch by URL (through the SSRF guard), decode base64, or read from S3, and stage the
-bytes atomically under ``<ComfyUI input dir>/<job id>/<name>``.
+"""Input media, the I/O half: fetch by URL (through the one SSRF guard, ``handlers.outbound``), decode base64, or
+read from S3, and stage the bytes atomically under ``<ComfyUI input dir>/<job id>/<name>``.
 
-Why connect by IP: the guard resolves a host once, checks every address, and the request is then sent to the
-checked address itself (the URL's host replaced by the IP, ``Host`` kept, and for https the ``sni_hostname``
-extension so SNI and certificate verification still use the real name). There is no second DNS lookup that a
-rebinding attacker could answer differently, and no custom transport internals to keep in step with httpcore.
-Proxies from the environment are ignored (``trust_env=False``): a proxy would make its own, unchecked lookup.
+Every hop of a URL fetch is pinned by the guard (resolved once, every address checked, the request sent to the
+checked address); redirects are followed here, one pinned hop at a time. Proxies from the environment are ignored
+(``trust_env=False``): a proxy would make its own, unchecked lookup.
 """
 
 from __future__ import annotations
@@ -13,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import ipaddress
 import os
 import re
 import secrets
 import shutil
-import socket
 import ssl
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -32,8 +28,18 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.contract import is_job_id
+from handlers.outbound import (
+    AsyncResolver,
+    OutboundGuard,
+    UnresolvableHost,
+    UrlRefused,
+    async_system_resolver,
+    check_url,
+    redact_url,
+)
 from handlers.worker._media import (
     SNIFF_BYTES,
+    DisallowedUrl,
     InvalidMedia,
     MediaError,
     MediaFetchFailed,
@@ -47,7 +53,6 @@ from handlers.worker._media import (
     validate_name,
     with_extension,
 )
-from handlers.worker._ssrf import IPAddress, Target, check_url, pick_address, redact_url
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -60,11 +65,9 @@ __all__ = [
     "JobFiles",
     "MediaFetcher",
     "MediaLimits",
-    "Resolver",
     "StagedMedia",
     "job_files",
     "map_httpx_error",
-    "system_resolver",
 ]
 
 ALLOW_PRIVATE_ENV: Final = "RELAY_ALLOW_PRIVATE_URLS"
@@ -73,8 +76,6 @@ _CHUNK: Final = 64 * 1024
 _S3_URI_RE: Final = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^\x00-\x1f]+)")
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _TRUTHY: Final = frozenset({"1", "true", "yes", "on"})
-
-Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,16 +107,6 @@ class MediaLimits:
         return cls(**kwargs)
 
 
-async def system_resolver(host: str, port: int) -> list[IPAddress]:
-    """All addresses of ``host`` from the system resolver, in its order, without duplicates."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    seen: dict[IPAddress, None] = {}
-    for _family, _type, _proto, _canon, sockaddr in infos:
-        seen.setdefault(ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]), None)
-    return list(seen)
-
-
 def map_httpx_error(exc: httpx.HTTPError, source: str) -> MediaFetchFailed:
     """The single translation of httpx's exceptions into ours."""
     if isinstance(exc, httpx.TimeoutException):
@@ -131,6 +122,11 @@ def map_httpx_error(exc: httpx.HTTPError, source: str) -> MediaFetchFailed:
     if isinstance(exc, httpx.HTTPStatusError):
         return _status_error(exc.response.status_code, source)
     return MediaFetchFailed(f"error fetching media: {exc!r}", source=source, retryable=False)
+
+
+def _disallowed(exc: UrlRefused) -> DisallowedUrl:
+    """The guard's refusal as the media error it is for an input (``invalid_input``)."""
+    return DisallowedUrl(exc.message, source=exc.source)
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
@@ -181,28 +177,18 @@ class MediaFetcher:
         self,
         limits: MediaLimits | None = None,
         *,
-        resolver: Resolver | None = None,
+        resolver: AsyncResolver | None = None,
         transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None,
         s3_client: S3Client | None = None,
     ) -> None:
         self.limits = limits or MediaLimits()
-        self._resolver = resolver or system_resolver
+        self._guard = OutboundGuard(
+            allow_private=self.limits.allow_private, async_resolver=resolver or async_system_resolver
+        )
         self._transport_factory = transport_factory
         self._s3 = s3_client
 
     # -- HTTP -----------------------------------------------------------------------------------------------
-
-    async def _pin(self, target: Target) -> IPAddress:
-        if target.literal is not None:
-            return target.literal
-        try:
-            addresses = await self._resolver(target.host, target.port)
-        except OSError as exc:
-            retryable = isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_AGAIN
-            raise MediaFetchFailed(
-                f"cannot resolve {target.host}: {exc}", source=redact_url(target.url), retryable=retryable
-            ) from exc
-        return pick_address(target, addresses, allow_private=self.limits.allow_private)
 
     def _client(self) -> httpx.AsyncClient:
         limits = self.limits
@@ -231,24 +217,23 @@ class MediaFetcher:
             ) from exc
         except httpx.HTTPError as exc:
             raise map_httpx_error(exc, source) from exc
+        except UrlRefused as exc:
+            raise _disallowed(exc) from exc
+        except UnresolvableHost as exc:
+            raise MediaFetchFailed(exc.message, source=exc.source, retryable=exc.retryable) from exc
 
     async def _fetch_url(self, url: str, sink: _Sink) -> str:
         current: str | httpx.URL = url
         async with self._client() as client:
             for _hop in range(self.limits.max_redirects + 1):
-                target = check_url(current, allow_private=self.limits.allow_private)
-                address = await self._pin(target)
-                source = redact_url(target.url)
-                request_url = target.url.copy_with(host=str(address))
-                extensions: dict[str, Any] = {}
-                if target.scheme == "https" and target.literal is None:
-                    extensions["sni_hostname"] = target.host
-                headers = {"Host": target.url.netloc.decode("ascii"), "Accept-Encoding": "identity"}
-                request = client.build_request("GET", request_url, headers=headers, extensions=extensions)
+                pinned = await self._guard.apin(current)
+                source = pinned.source
+                headers = {**pinned.headers, "Accept-Encoding": "identity"}
+                request = client.build_request("GET", pinned.url, headers=headers, extensions=pinned.extensions)
                 response = await client.send(request, stream=True)
                 try:
                     if response.status_code in _REDIRECTS and "location" in response.headers:
-                        current = target.url.join(response.headers["location"])
+                        current = pinned.target.url.join(response.headers["location"])
                         continue
                     if response.status_code >= 400:
                         raise _status_error(response.status_code, source)
@@ -405,7 +390,10 @@ class InputStager:
 
     async def stage_url(self, url: str, name: str | None = None) -> StagedMedia:
         # Refuse before touching the disk; the fetcher checks again on every hop.
-        check_url(url, allow_private=self.limits.allow_private)
+        try:
+            check_url(url, allow_private=self.limits.allow_private)
+        except UrlRefused as exc:
+            raise _disallowed(exc) from exc
         derived = httpx.URL(url).path.rsplit("/", 1)[-1]
         return await self._stage(name, derived, redact_url(url), lambda sink: self._fetcher.fetch_url(url, sink))
 

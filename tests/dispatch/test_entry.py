@@ -44,12 +44,15 @@ def test_public_surface() -> None:
 def test_import_pulls_in_neither_runpod_nor_pillow() -> None:
     code = (
         "import sys, json; import handlers.dispatch; import handlers.dispatch._runtime, handlers.dispatch._jobs, "
-        "handlers.dispatch._dynamo_store, handlers.dispatch._runpod, handlers.dispatch._validation; "
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('runpod', 'PIL', 'boto3', 'httpx'))))"
+        "handlers.dispatch._dynamo_store, handlers.dispatch._runpod, handlers.dispatch._validation, "
+        "handlers.dispatch._notify; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('runpod', 'PIL', 'boto3', 'httpx') "
+        "or m.startswith('handlers.worker'))))"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     loaded = json.loads(result.stdout)
-    assert not [m for m in loaded if m.split(".")[0] in ("runpod", "PIL")]
+    # The shared SSRF guard (handlers.outbound) must not drag the worker (websockets, pillow) into a Lambda.
+    assert not [m for m in loaded if m.split(".")[0] in ("runpod", "PIL") or m.startswith("handlers.worker")]
     assert "httpx" in loaded  # the check can see third-party modules
 
 

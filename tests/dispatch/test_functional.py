@@ -284,10 +284,12 @@ def test_expired_records_read_as_gone(relay: Relay, aws: AwsStack) -> None:
 
 
 def test_result_event_on_the_callers_queue(relay: Relay, aws: AwsStack) -> None:
-    from handlers.dispatch._notify import HttpNotifier
+    from handlers.dispatch._notify import HttpNotifier, NotifyPolicy
 
     caller_queue = aws.sqs.create_queue(QueueName=f"{aws.names.queue}-caller")["QueueUrl"]
-    relay.service.notifier = HttpNotifier(sqs=aws.sqs)
+    policy = NotifyPolicy(queues=frozenset({caller_queue}))
+    relay.service.notifier = HttpNotifier(sqs=aws.sqs, policy=policy)
+    relay.service.notify_policy = policy
     handle_queue(relay.service, sqs_event(("msg-n", job_message("job-n", notify={"sqs_queue_url": caller_queue}), 1)))
     with InTestWorker(relay.emulator):
         _wait_state(relay, "job-n", JobState.SUCCEEDED)

@@ -106,3 +106,35 @@ def test_every_submission_is_remembered_and_an_earlier_ones_success_still_counts
     world.runpod.set_status("rp-0", RunPodStatus.COMPLETED, output=success_output("job-1"))
     world.service.handle_runpod_webhook({"id": "rp-0", "status": "COMPLETED", "input": {"job_id": "job-1"}})
     assert world.record("job-1").state is JobState.SUCCEEDED
+
+
+# -- notify targets (item 3) ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("notify", "path"),
+    [
+        ({"webhook_url": "http://169.254.169.254/latest/meta-data/", "webhook_secret": "s" * 16}, "webhook_url"),
+        ({"webhook_url": "http://127.0.0.1:8080/hook", "webhook_secret": "s" * 16}, "webhook_url"),
+        ({"webhook_url": "http://10.0.0.5/hook", "webhook_secret": "s" * 16}, "webhook_url"),
+        ({"webhook_url": "http://[::ffff:7f00:1]/hook", "webhook_secret": "s" * 16}, "webhook_url"),
+        ({"sqs_queue_url": "https://sqs.eu-west-1.amazonaws.com/123456789012/internal-admin"}, "sqs_queue_url"),
+    ],
+)
+def test_refused_notify_targets_reject_the_job(notify: dict[str, str], path: str) -> None:
+    world = World()
+    assert world.service.handle_message("m-1", message("job-n", notify=notify)) is Disposition.DONE
+    record = world.record("job-n")
+    assert record.state is JobState.REJECTED and record.error is not None
+    assert [p.path for p in record.error.problems] == [f"notify.{path}"]
+    assert not world.runpod.runs
+
+
+def test_an_allowed_queue_is_accepted() -> None:
+    from handlers.dispatch._notify import NotifyPolicy
+
+    queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/results"
+    world = World()
+    world.service.notify_policy = NotifyPolicy(queues=frozenset({queue}))
+    world.service.handle_message("m-1", message("job-q", notify={"sqs_queue_url": queue}))
+    assert world.record("job-q").state is JobState.SUBMITTED

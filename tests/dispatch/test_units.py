@@ -3,6 +3,7 @@ error translation, event envelopes, the notifier's signing, JSON logs."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import random
@@ -29,7 +30,7 @@ from handlers.dispatch._errors import (
 )
 from handlers.dispatch._events import HttpEvent, SqsEvent
 from handlers.dispatch._logging import JsonFormatter
-from handlers.dispatch._notify import HttpNotifier
+from handlers.dispatch._notify import HttpNotifier, NotifyPolicy
 from handlers.dispatch._retry import (
     Backoff,
     RetryPolicy,
@@ -39,6 +40,7 @@ from handlers.dispatch._retry import (
     resubmit_delay_ms,
 )
 from handlers.dispatch._runpod import RunPodClient
+from handlers.outbound import OutboundGuard
 
 
 def test_backoff_is_bounded_and_grows() -> None:
@@ -219,6 +221,7 @@ def test_caller_webhook_is_signed_and_retried() -> None:
         retry=RetryPolicy(attempts=3, backoff=Backoff(base_s=0.1, cap_s=0.1, min_s=0.0)),
         sleep=sleeps.append,
         clock_ms=lambda: 1_700_000_000_000,
+        policy=NotifyPolicy(guard=OutboundGuard(resolver=lambda host, port: [ipaddress.ip_address("203.0.114.7")])),
     )
     record = JobRecord(
         job_id="j", state=JobState.SUCCEEDED, input_digest="d", created_at_ms=1, updated_at_ms=2, expires_at=3

@@ -565,6 +565,17 @@ async def test_a_dead_webhook_never_blocks_the_job(comfy: Comfy, moto_endpoint: 
     assert len(result_of(final).outputs) == 4
 
 
+async def test_a_webhook_to_a_name_resolving_to_loopback_is_refused(runtime: WorkerRuntime) -> None:
+    """The text of the URL is not enough: ``localhost`` resolves to a loopback address (issue 11, item 3)."""
+    hook = {"url": "http://localhost:9/hook", "secret": "s3cr3t-s3cr3t-s3cr3t"}
+    _events, final = await collect(
+        runtime, {"id": "ssrfhook-2", "input": {"workflow": mixed_graph(), "progress_webhook": hook}}
+    )
+    assert final.error is not None and final.error.code is ErrorCode.INVALID_INPUT
+    assert [p.path for p in final.error.problems] == ["input.progress_webhook.url"]
+    assert "loopback" in final.error.message
+
+
 async def test_a_webhook_to_a_private_address_is_refused(runtime: WorkerRuntime) -> None:
     hook = {"url": "http://169.254.169.254/hook", "secret": "s3cr3t-s3cr3t-s3cr3t"}
     _events, final = await collect(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from handlers.contract import CodedError, ErrorCode
 from handlers.worker._media import (
@@ -203,3 +205,10 @@ def test_error_tree_codes_and_retryability() -> None:
         "input.media[0].name: media name '../x' contains a path separator"
     )
     assert isinstance(unsafe, CodedError) and isinstance(fetch, CodedError)
+
+
+@given(st.text(max_size=300))
+def test_sanitized_names_are_always_safe(raw: str) -> None:
+    name = sanitize_name(raw)
+    assert validate_name(name) == name
+    assert "/" not in name and "\\" not in name and not name.startswith(".")

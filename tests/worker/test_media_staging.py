@@ -20,6 +20,7 @@ from PIL import Image
 
 from handlers.contract import MediaItem
 from handlers.local._serving import ServerThread
+from handlers.outbound import IPAddress
 from handlers.worker._media import (
     BadBase64,
     DisallowedUrl,
@@ -30,7 +31,6 @@ from handlers.worker._media import (
     UnsafeName,
     UnsupportedMedia,
 )
-from handlers.worker._ssrf import IPAddress
 from handlers.worker._staging import (
     InputStager,
     MediaFetcher,

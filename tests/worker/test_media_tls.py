@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from handlers.outbound import IPAddress
 from handlers.worker._media import MediaFetchFailed
-from handlers.worker._ssrf import IPAddress
 from handlers.worker._staging import InputStager, MediaFetcher, MediaLimits
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100

@@ -1,6 +1,6 @@
-"""The SSRF guard, pure: which URLs and which resolved addresses the worker may fetch from. No DNS, no sockets.
+"""The SSRF guard, pure: which URLs and which resolved addresses may be requested. No DNS, no sockets.
 
-The I/O side (``_staging``) resolves a host once, passes every address through :func:`pick_address`, and then
+The I/O side (``_pin``) resolves a host once, passes every address through :func:`pick_address`, and then
 connects to exactly the address that was checked, so a DNS answer that changes between check and connect
 (rebinding) never reaches a private address.
 """
@@ -13,12 +13,11 @@ from typing import Final
 
 import httpx
 
-from handlers.worker._media import DisallowedUrl
-
 __all__ = [
     "ALLOWED_SCHEMES",
     "IPAddress",
     "Target",
+    "UrlRefused",
     "address_refusal",
     "check_url",
     "parse_ip_literal",
@@ -30,6 +29,17 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 #: Only plain web fetches: file://, gopher://, ftp://, dict:// and friends are the classic SSRF levers.
 ALLOWED_SCHEMES: Final = frozenset({"http", "https"})
+
+
+class UrlRefused(Exception):
+    """The guard refuses a URL: its scheme, user info, host, or an address its host resolves to. ``source`` is the
+    URL with secrets removed (user info, query, fragment)."""
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.source = source
+
 
 _NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
 _NAT64_LOCAL: Final = ipaddress.IPv6Network("64:ff9b:1::/48")
@@ -62,7 +72,7 @@ def parse_ip_literal(host: str) -> IPAddress | None:
     """The address ``host`` denotes when it is an IP literal in any form a C resolver accepts, else ``None``.
 
     inet_aton reads ``127.1``, ``2130706433``, ``0x7f.0.0.1`` and ``0177.0.0.1`` all as 127.0.0.1, and so does
-    getaddrinfo; checking only dotted quads would let those through. Raises :class:`DisallowedUrl` for a numeric
+    getaddrinfo; checking only dotted quads would let those through. Raises :class:`UrlRefused` for a numeric
     host that is out of range, since no resolver would treat it as a name either.
     """
     text = host.strip("[]")
@@ -70,7 +80,7 @@ def parse_ip_literal(host: str) -> IPAddress | None:
         try:
             return ipaddress.IPv6Address(text.split("%", 1)[0])
         except ValueError as exc:
-            raise DisallowedUrl(f"host {host!r} is not a valid IPv6 address") from exc
+            raise UrlRefused(f"host {host!r} is not a valid IPv6 address") from exc
     parts = text.split(".")
     if parts and parts[-1] == "" and len(parts) > 1:
         parts = parts[:-1]  # a trailing dot is still the same address for the resolver
@@ -82,7 +92,7 @@ def parse_ip_literal(host: str) -> IPAddress | None:
     nums = [v for v in values if v is not None]
     *head, last = nums
     if any(n > 0xFF for n in head) or last >= 1 << (8 * (5 - len(nums))):
-        raise DisallowedUrl(f"host {host!r} is a numeric address out of range")
+        raise UrlRefused(f"host {host!r} is a numeric address out of range")
     value = 0
     for n in head:
         value = (value << 8) | n
@@ -148,25 +158,25 @@ def check_url(url: str | httpx.URL, *, allow_private: bool) -> Target:
     try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise DisallowedUrl(f"not a valid URL: {exc}") from exc
+        raise UrlRefused(f"not a valid URL: {exc}") from exc
     shown = redact_url(parsed)
     if parsed.scheme not in ALLOWED_SCHEMES:
-        raise DisallowedUrl(f"scheme {parsed.scheme or '(none)'!r} is not allowed; use http or https", source=shown)
+        raise UrlRefused(f"scheme {parsed.scheme or '(none)'!r} is not allowed; use http or https", source=shown)
     if parsed.userinfo:
         # ``http://trusted.example@169.254.169.254/`` reads as one host and connects to another.
-        raise DisallowedUrl("URLs with user info ('user@host') are not allowed", source=shown)
+        raise UrlRefused("URLs with user info ('user@host') are not allowed", source=shown)
     host = parsed.raw_host.decode("ascii").lower()
     if not host:
-        raise DisallowedUrl("URL has no host", source=shown)
+        raise UrlRefused("URL has no host", source=shown)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         literal = parse_ip_literal(host)
-    except DisallowedUrl as exc:
-        raise DisallowedUrl(exc.message, source=shown) from exc
+    except UrlRefused as exc:
+        raise UrlRefused(exc.message, source=shown) from exc
     if literal is not None and not allow_private:
         reason = address_refusal(literal)
         if reason is not None:
-            raise DisallowedUrl(f"host {host} is {reason}", source=shown)
+            raise UrlRefused(f"host {host} is {reason}", source=shown)
     return Target(url=parsed, scheme=parsed.scheme, host=host, port=port, literal=literal)
 
 
@@ -177,10 +187,10 @@ def pick_address(target: Target, addresses: list[IPAddress], *, allow_private: b
     answer and hope the connection picks the private one.
     """
     if not addresses:
-        raise DisallowedUrl(f"host {target.host} did not resolve to any address", source=redact_url(target.url))
+        raise UrlRefused(f"host {target.host} did not resolve to any address", source=redact_url(target.url))
     if not allow_private:
         for ip in addresses:
             reason = address_refusal(ip)
             if reason is not None:
-                raise DisallowedUrl(f"host {target.host} resolves to {ip}, {reason}", source=redact_url(target.url))
+                raise UrlRefused(f"host {target.host} resolves to {ip}, {reason}", source=redact_url(target.url))
     return addresses[0]
