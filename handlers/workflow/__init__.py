@@ -53,6 +53,7 @@ from handlers.workflow._manifest import (
     TemplateManifest,
     TemplateParam,
 )
+from handlers.workflow._output_prefix import FILENAME_PREFIX, filename_prefix_problems, job_filename_prefix
 from handlers.workflow._params import ParamSpec
 from handlers.workflow._resolve import resolve_graph, resolve_template
 from handlers.workflow._run_graph import prepare_run
@@ -73,6 +74,7 @@ from handlers.workflow._variants import merge_variants, variant_node_id
 
 __all__ = [
     "EDIT_PARAMS",
+    "FILENAME_PREFIX",
     "MEDIA_TYPES",
     "RANDOM_SEED_MAX",
     "SEED_INPUTS",
@@ -117,7 +119,9 @@ __all__ = [
     "custom_node_classes",
     "default_workflows_dir",
     "detect_family",
+    "filename_prefix_problems",
     "find_placeholders",
+    "job_filename_prefix",
     "list_characters",
     "list_templates",
     "load_character",

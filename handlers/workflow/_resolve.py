@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from handlers.workflow._binding import BoundWorkflow, bind, bind_template
+from handlers.workflow._binding import BindingError, BoundWorkflow, bind, bind_template
 from handlers.workflow._edit_params import apply_edits, prepare_speech_params, split_edit_params
+from handlers.workflow._output_prefix import filename_prefix_problems
 from handlers.workflow._templates import Template
 from handlers.workflow._variants import merge_variants
 
@@ -33,7 +34,7 @@ def resolve_template(
     edits, rest = split_edit_params(params, template.params())
     rest = prepare_speech_params(rest, template.kind)
     bound = bind_template(template, rest, overrides, media_names=media_names, rng=rng)
-    return merge_variants(apply_edits(bound, edits, profile=template.profile, media_names=media_names))
+    return _checked(merge_variants(apply_edits(bound, edits, profile=template.profile, media_names=media_names)))
 
 
 def resolve_graph(
@@ -47,4 +48,12 @@ def resolve_graph(
     """An inline API ``graph`` bound with ``params`` (placeholders) and ``overrides``, edits applied, merged."""
     edits, rest = split_edit_params(params)
     bound = bind(graph, rest, overrides, media_names=media_names, rng=rng)
-    return merge_variants(apply_edits(bound, edits, media_names=media_names))
+    return _checked(merge_variants(apply_edits(bound, edits, media_names=media_names)))
+
+
+def _checked(bound: BoundWorkflow) -> BoundWorkflow:
+    """What no graph may do whatever bound it: write outside the job's folder."""
+    problems = filename_prefix_problems(bound.graph)
+    if problems:
+        raise BindingError(problems)
+    return bound

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers.workflow._binding import BoundWorkflow
+from handlers.workflow._output_prefix import FILENAME_PREFIX, job_filename_prefix
 
 __all__ = ["prepare_run"]
 
@@ -35,9 +36,10 @@ def prepare_run(
             continue
         if names:
             node["inputs"] = inputs = _media_refs(inputs, names)
-        prefix = inputs.get("filename_prefix")
+        prefix = inputs.get(FILENAME_PREFIX)
         if isinstance(prefix, str):
-            inputs["filename_prefix"] = f"{job_id}/{attempt}/{prefix.lstrip('/')}"
+            # Normalised, and '..' refused (resolve already reported it as invalid_input): never outside the job.
+            inputs[FILENAME_PREFIX] = job_filename_prefix(prefix, job_id, attempt)
     return graph
 
 

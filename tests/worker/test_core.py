@@ -582,3 +582,18 @@ async def test_a_webhook_to_a_private_address_is_refused(runtime: WorkerRuntime)
         runtime, {"id": "ssrfhook-1", "input": {"workflow": mixed_graph(), "progress_webhook": hook}}
     )
     assert final.error is not None and final.error.code is ErrorCode.INVALID_INPUT
+
+
+@pytest.mark.parametrize("prefix", ["../escaped", "a/../../x", "..\\..\\x", "x/../../../../tmp/y"])
+async def test_a_filename_prefix_cannot_leave_the_job_folder(
+    runtime: WorkerRuntime, comfy: Comfy, moto_endpoint: str, s3_bucket: str, prefix: str
+) -> None:
+    """``..`` in a prefix is invalid_input before anything runs, and nothing is written anywhere (issue 11, 5)."""
+    before = leftovers(comfy)
+    _events, final = await collect(runtime, {"id": "prefix-1", "input": {"workflow": mixed_graph(prefix)}})
+    assert final.error is not None and final.error.code is ErrorCode.INVALID_INPUT, final.error
+    assert {p.path for p in final.error.problems} == {
+        f'graph["{node}"].inputs.filename_prefix' for node in ("2", "4", "6")
+    }
+    assert leftovers(comfy) == before
+    assert not [k for k in s3_keys(moto_endpoint, s3_bucket) if "prefix-1" in k]

@@ -29,3 +29,19 @@ def test_a_bound_media_item_that_was_not_staged_is_an_error() -> None:
     bound = BoundWorkflow(graph={"1": {"inputs": {"image": "face"}}}, media=[binding])
     with pytest.raises(KeyError, match="face"):
         prepare_run(bound, job_id="j", attempt="a")
+
+
+def test_prefixes_are_normalised_under_the_job_and_never_climb_out() -> None:
+    """Issue 11, item 5: separators, '.' and empty segments normalised; '..' refused."""
+    graph = {
+        "1": {"class_type": "SaveImage", "inputs": {"filename_prefix": "/./a//b/./c"}},
+        "2": {"class_type": "SaveImage", "inputs": {"filename_prefix": "/"}},
+        "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x\\y"}},
+    }
+    out = prepare_run(BoundWorkflow(graph=graph), job_id="job-1", attempt="att")
+    assert out["1"]["inputs"]["filename_prefix"] == "job-1/att/a/b/c"
+    assert out["2"]["inputs"]["filename_prefix"] == "job-1/att/ComfyUI"
+    assert out["3"]["inputs"]["filename_prefix"] == "job-1/att/x/y"
+    bad = {"1": {"class_type": "SaveImage", "inputs": {"filename_prefix": "../x"}}}
+    with pytest.raises(ValueError, match=r"'\.\.'"):
+        prepare_run(BoundWorkflow(graph=bad), job_id="job-1", attempt="a")
