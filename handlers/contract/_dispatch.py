@@ -105,6 +105,8 @@ def derive_job_id(message_id: str) -> str:
 
 
 def input_digest(job_input: JobInput) -> str:
-    """``sha256:<hex>`` of the job input's canonical JSON: tells a redelivery from a different job reusing an id."""
-    body = job_input.model_dump(mode="json", exclude={"job_id", "images"})
+    """``sha256:<hex>`` of the job input's canonical JSON: tells a redelivery or a retry from a different job reusing
+    an id. Dispatch keeps it in the job record, the worker in the manifest. What only shapes delivery (the progress
+    webhook dispatch may add, the timeout) is left out: it does not make another job."""
+    body = job_input.model_dump(mode="json", exclude={"job_id", "images", "progress_webhook", "timeout_s"})
     return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()

@@ -22,6 +22,8 @@ class ErrorCode(StrEnum):
     INVALID_INPUT = "invalid_input"
     """The job itself is wrong (schema, parameters, overrides, and input media refused for what it is: too
     large, a blocked address, not decodable, not a media type): never retry."""
+    CONFLICT = "conflict"
+    """The job id was used before for a different input (its stored result is another job's): never retry."""
     TEMPLATE_NOT_FOUND = "template_not_found"
     """No template (or character) of that name: never retry."""
     WORKFLOW_INVALID = "workflow_invalid"

@@ -71,3 +71,6 @@ class JobResult(StrictModel):
     timings: Timings = Field(default_factory=Timings)
     warnings: list[str] = Field(default_factory=list)
     manifest_uri: str | None = Field(default=None, description="s3://…/manifest.json, written last (commit marker)")
+    input_digest: str | None = Field(
+        default=None, description="sha256 of the job's input: a job id reused for another input is a conflict"
+    )

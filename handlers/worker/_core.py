@@ -37,6 +37,7 @@ from handlers.contract import (
     OutputReadyEvent,
     Problem,
     ProgressEvent,
+    input_digest,
     is_job_id,
 )
 from handlers.outbound import UrlRefused
@@ -331,10 +332,12 @@ class _JobRun:
     stored_check: asyncio.Task[JobResult | None] | None = None
     replay: JobResult | None = None
     """The stored result of an earlier, completed run of this job id, once the replay check found one."""
+    digest: str = ""
 
     def __post_init__(self) -> None:
         self.throttle = ProgressThrottle(self.runtime.config.progress_interval_ms)
         self.prompt_id = prompt_id_for(self.job_id)
+        self.digest = input_digest(self.job)
 
     @property
     def config(self) -> WorkerConfig:
@@ -394,7 +397,7 @@ class _JobRun:
         )
         # The replay check (one S3 read) runs beside everything up to queueing the prompt: readiness, resolving,
         # validating, ComfyUI's own look-ups for the prompt id. Only staging and queueing wait for it.
-        self.stored_check = asyncio.create_task(stored_result(store, self.job_id))
+        self.stored_check = asyncio.create_task(self._stored_result(store))
         try:
             try:
                 async with asyncio.timeout_at(deadline):
@@ -440,6 +443,18 @@ class _JobRun:
     def _answer_replay(result: JobResult) -> JobResult:
         logger.info("job already completed: returning its manifest")
         return result
+
+    async def _stored_result(self, store: OutputStore) -> JobResult | None:
+        """The stored result of this job id, if it is this job's: a manifest made from another input is a
+        conflict, never an answer (the same input still replays)."""
+        stored = await stored_result(store, self.job_id)
+        if stored is not None and stored.input_digest is not None and stored.input_digest != self.digest:
+            message = (
+                f"job id {self.job_id!r} was already used for a different input; "
+                "give this job its own input.job_id (or resend exactly the same input to get the stored result)"
+            )
+            raise _Fail(JobError(code=ErrorCode.CONFLICT, message=message))
+        return stored
 
     async def _replayed(self) -> bool:
         """Whether the job's manifest exists (it completed before, and :attr:`replay` is the answer)."""
@@ -538,6 +553,7 @@ class _JobRun:
                     seeds=bound.seeds,
                     timings=timings,
                     warnings=self.warnings,
+                    input_digest=self.digest,
                 )
                 # Every file is stored: the local copies go while the manifest is written (job_files and the
                 # finally below find nothing left to do).

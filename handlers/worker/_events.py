@@ -217,9 +217,16 @@ def assemble_result(
     seeds: list[SeedUsed],
     timings: Timings,
     warnings: list[str],
+    input_digest: str | None = None,
 ) -> JobResult:
     return JobResult(
-        job_id=job_id, prompt_id=prompt_id, outputs=outputs, seeds=seeds, timings=timings, warnings=warnings
+        job_id=job_id,
+        prompt_id=prompt_id,
+        outputs=outputs,
+        seeds=seeds,
+        timings=timings,
+        warnings=warnings,
+        input_digest=input_digest,
     )
 
 

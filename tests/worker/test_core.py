@@ -387,6 +387,23 @@ async def test_a_duplicate_job_id_returns_the_stored_manifest_without_running(
     assert history(comfy, prompt_id_for("dup")) == {}  # no second prompt
 
 
+async def test_a_reused_job_id_with_another_input_is_a_conflict(runtime: WorkerRuntime, comfy: Comfy) -> None:
+    """The manifest keeps the input digest: a different input under a used id is never answered with the earlier
+    result; the same input still replays (issue 11, item 9)."""
+    _events, first = await collect(runtime, {"id": "rp-1", "input": {"workflow": mixed_graph(), "job_id": "reused"}})
+    assert result_of(first).input_digest is not None
+    httpx.post(comfy.url + "/history", json={"clear": True})
+    events, other = await collect(
+        runtime, {"id": "rp-2", "input": {"workflow": mixed_graph("another"), "job_id": "reused"}}
+    )
+    assert other.error is not None and other.error.code is ErrorCode.CONFLICT and not other.error.retryable
+    assert events == [] and history(comfy, prompt_id_for("reused")) == {}
+    # Delivery details (timeout, a progress webhook dispatch adds) do not make another job.
+    same = {"workflow": mixed_graph(), "job_id": "reused", "timeout_s": 77}
+    _events, again = await collect(runtime, {"id": "rp-3", "input": same})
+    assert result_of(again) == result_of(first)
+
+
 async def test_s3_throttling_is_retried(
     comfy: Comfy, moto_endpoint: str, s3_bucket: str, fault_proxy: FaultProxy, tmp_path: Path
 ) -> None:
