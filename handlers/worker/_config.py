@@ -50,6 +50,9 @@ class WorkerConfig:
     comfyui_temp_dir: Path | None = None
     s3_bucket: str | None = None
     s3_prefix: str = ""
+    #: Buckets besides ``s3_bucket`` that a job may name (``output.bucket``, ``s3://`` media): none by default, since
+    #: the worker's role may reach buckets no caller should read or write through it.
+    extra_buckets: frozenset[str] = frozenset()
     stream: bool = False
     progress_interval_ms: int = 500
     upload_concurrency: int = 4
@@ -67,6 +70,9 @@ class WorkerConfig:
     scratch_dir: Path | None = None
     #: How long a job's cleanup of an abandoned prompt and its files may take.
     cleanup_timeout_s: float = 10.0
+
+    def bucket_allowed(self, bucket: str) -> bool:
+        return bucket == self.s3_bucket or bucket in self.extra_buckets
 
     @property
     def supervised(self) -> bool:
@@ -105,6 +111,7 @@ class WorkerConfig:
             comfyui_temp_dir=temp_dir,
             s3_bucket=bucket,
             s3_prefix=prefix,
+            extra_buckets=get("RELAY_ALLOWED_BUCKETS", _buckets, frozenset()),
             stream=get("RELAY_STREAM", _flag, False),
             progress_interval_ms=get("RELAY_PROGRESS_INTERVAL_MS", _bounded_int(0, 60_000), 500),
             upload_concurrency=get("RELAY_UPLOAD_CONCURRENCY", _bounded_int(1, 64), 4),
@@ -153,6 +160,10 @@ def _bucket(raw: str) -> str:
     if not (3 <= len(raw) <= 63) or not all(c.islower() or c.isdigit() or c in ".-" for c in raw):
         raise ValueError("is not an S3 bucket name")
     return raw
+
+
+def _buckets(raw: str) -> frozenset[str]:
+    return frozenset(_bucket(part.strip()) for part in raw.split(",") if part.strip())
 
 
 def _prefix(raw: str) -> str:

@@ -162,7 +162,10 @@ class WorkerRuntime:
                 self._store_factory = factory
             if self._fetcher is None:
                 cfg = self.config
-                limits = MediaLimits(max_bytes=cfg.media_max_bytes, allow_private=cfg.allow_private_urls)
+                buckets = cfg.extra_buckets | ({cfg.s3_bucket} if cfg.s3_bucket else set())
+                limits = MediaLimits(
+                    max_bytes=cfg.media_max_bytes, allow_private=cfg.allow_private_urls, buckets=frozenset(buckets)
+                )
                 self._fetcher = MediaFetcher(limits, s3_client=self._s3)
             self._upload_slots = asyncio.Semaphore(self.config.upload_concurrency)
             await self._comfy.open()
@@ -260,9 +263,14 @@ class WorkerRuntime:
     # -------------------------------------------------------------------------------------------------- stores
 
     def store_for(self, options: OutputOptions) -> OutputStore | None:
+        """The store a job's outputs go to; a bucket the worker does not own must be allowed (RELAY_ALLOWED_BUCKETS):
+        writing outputs and reading manifests there would otherwise reach any bucket the worker's role can."""
         bucket = options.bucket or self.config.s3_bucket
         if bucket is None:
             return None
+        if not self.config.bucket_allowed(bucket):
+            problem = Problem(path="input.output.bucket", message=f"{bucket!r} is not a bucket this worker may use")
+            raise _Fail(JobError(code=ErrorCode.INVALID_INPUT, message=str(problem), problems=[problem]))
         prefix = options.prefix if options.prefix is not None else self.config.s3_prefix
         assert self._store_factory is not None
         return self._store_factory(bucket, prefix)

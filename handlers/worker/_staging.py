@@ -90,6 +90,8 @@ class MediaLimits:
     max_redirects: int = 5
     allow_private: bool = False
     categories: frozenset[str] = frozenset({"image", "audio", "video", "archive"})
+    #: Buckets ``s3://`` media may be read from; ``None``: any the credentials reach (tools and tests only).
+    buckets: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_bytes", "connect_timeout_s", "read_timeout_s", "total_timeout_s"):
@@ -275,6 +277,8 @@ class MediaFetcher:
         if match is None:
             raise InvalidMedia("not an s3://bucket/key URI", source=uri[:200])
         bucket, key = match["bucket"], match["key"]
+        if self.limits.buckets is not None and bucket not in self.limits.buckets:
+            raise InvalidMedia(f"bucket {bucket!r} is not one this worker may read media from", source=uri)
         client = await self._s3_client()
         stop = threading.Event()
 

@@ -614,3 +614,29 @@ async def test_a_filename_prefix_cannot_leave_the_job_folder(
     }
     assert leftovers(comfy) == before
     assert not [k for k in s3_keys(moto_endpoint, s3_bucket) if "prefix-1" in k]
+
+
+async def test_a_bucket_the_worker_does_not_own_needs_the_allow_list(
+    comfy: Comfy, moto_endpoint: str, s3_bucket: str, tmp_path: Path
+) -> None:
+    """``output.bucket`` cannot reach any bucket the worker's role can: not to write outputs, not to read another
+    bucket's manifest through the replay path (issue 11, item 10)."""
+    s3 = make_s3_client(moto_endpoint)
+    other = f"{s3_bucket}-other"
+    s3.create_bucket(Bucket=other)
+    foreign = {"job_id": "stolen", "outputs": [{"node_id": "9", "kind": "text", "text": "someone else's secret"}]}
+    s3.put_object(Bucket=other, Key="jobs/stolen/manifest.json", Body=json.dumps(foreign).encode())
+    job = {"id": "rp-b", "input": {"workflow": mixed_graph(), "job_id": "stolen", "output": {"bucket": other}}}
+    closed = runtime_for(comfy, moto_endpoint, s3_bucket, scratch=tmp_path / "a")
+    try:
+        events, final = await collect(closed, job)
+    finally:
+        await closed.aclose()
+    assert final.error is not None and final.error.code is ErrorCode.INVALID_INPUT
+    assert [p.path for p in final.error.problems] == ["input.output.bucket"] and events == []
+    allowed = runtime_for(comfy, moto_endpoint, s3_bucket, scratch=tmp_path / "b", extra_buckets=frozenset({other}))
+    try:
+        _events, final = await collect(allowed, {**job, "input": {**job["input"], "job_id": "fresh"}})
+    finally:
+        await allowed.aclose()
+    assert result_of(final).manifest_uri == f"s3://{other}/jobs/fresh/manifest.json"

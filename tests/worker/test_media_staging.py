@@ -564,3 +564,11 @@ def test_limits_from_env() -> None:
     with pytest.raises(ValueError, match="max_bytes"):
         MediaLimits(max_bytes=0)
     assert issubclass(MediaFetchFailed, MediaError)
+
+
+async def test_s3_media_only_from_allowed_buckets(tmp_path: Path) -> None:
+    """``s3://`` media follow the same bucket allow-list as outputs (issue 11, item 10): refused before any read."""
+    fetcher = MediaFetcher(MediaLimits(buckets=frozenset({"worker-bucket"})), s3_client=None)
+    stager = InputStager(tmp_path, "job-s3", fetcher)
+    with pytest.raises(InvalidMedia, match="not one this worker may read"):
+        await stager.stage_s3("s3://someone-elses-bucket/secret.png", name="x")
