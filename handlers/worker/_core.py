@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from handlers.contract import (
     ErrorCode,
+    GraphFormat,
     JobError,
     JobInput,
     JobResult,
@@ -493,14 +494,17 @@ class _JobRun:
         """Bind the job's parameters, apply its graph edits, and fold a seed batch into one graph (one prompt)."""
         job = self.job
         names = [m.name for m in job.media]
+        # The live catalogue says which inputs take a file: only those bind to media named in the graph.
+        catalogue = await self.runtime.catalogue() if names or job.workflow_format is GraphFormat.UI else None
         if job.template is not None:
             template = await asyncio.to_thread(load_template, self.config.workflows_dir, job.template, job.character)
-            return resolve_template(template, job.params, job.overrides, media_names=names)
+            return resolve_template(template, job.params, job.overrides, media_names=names, catalogue=catalogue)
         assert job.workflow is not None
         graph: Mapping[str, Any] = job.workflow
-        if job.workflow_format is not None and job.workflow_format.value == "ui":
-            graph = ui_to_api(job.workflow, await self.runtime.catalogue())
-        return resolve_graph(graph, job.params, job.overrides, media_names=names)
+        if job.workflow_format is GraphFormat.UI:
+            assert catalogue is not None
+            graph = ui_to_api(job.workflow, catalogue)
+        return resolve_graph(graph, job.params, job.overrides, media_names=names, catalogue=catalogue)
 
     async def _execute(
         self, bound: BoundWorkflow, store: OutputStore, folders: JobFolders, deadline: float

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import JsonValue
 
 from handlers.contract import ErrorCode, JobError, Problem, SeedUsed, format_path, split_override_key
+from handlers.workflow._catalogue import Catalogue
 from handlers.workflow._coerce import RANDOM_SEED, coerce_like, coerce_seed
 from handlers.workflow._manifest import CharacterProfile, ParamType, TemplateManifest
 from handlers.workflow._node_refs import NodeIndex, NodeRefError, is_link
@@ -252,6 +253,39 @@ class _Binder:
         )
 
 
+#: What an uploaded-file input holds, as a media parameter type (``file``: 3D models and other files).
+_UPLOAD_TYPES: dict[str, ParamType] = {
+    "image": ParamType.IMAGE,
+    "audio": ParamType.AUDIO,
+    "video": ParamType.VIDEO,
+    "file": ParamType.STRING,
+}
+
+
+def _file_input_bindings(
+    bound: BoundWorkflow, catalogue: Catalogue, media_names: Collection[str]
+) -> list[MediaBinding]:
+    """Media named directly in the graph: an input whose value is a media item's name binds to it only when the
+    catalogue says that input takes a file (``LoadImage.image``, ``LoadAudio.audio``, ...); any other input that
+    happens to equal a media name (``KSamplerAdvanced.add_noise: "enable"``) is left alone."""
+    names = set(media_names)
+    bound_already = {target for binding in bound.media for target in binding.targets}
+    found: dict[tuple[str, ParamType], list[tuple[str, str]]] = {}
+    for node_id, node in bound.graph.items():
+        class_type = node.get("class_type")
+        if not isinstance(class_type, str) or class_type not in catalogue:
+            continue
+        cls = catalogue[class_type]
+        for input_name, value in node.get("inputs", {}).items():
+            if not isinstance(value, str) or value not in names or (node_id, input_name) in bound_already:
+                continue
+            spec = cls.input(input_name)
+            kind = spec.upload_kind if spec is not None else None
+            if kind is not None:
+                found.setdefault((value, _UPLOAD_TYPES[kind]), []).append((node_id, input_name))
+    return [MediaBinding(name, kind, name, True, tuple(targets)) for (name, kind), targets in found.items()]
+
+
 def _graph_problem(graph: Any) -> Problem | None:
     if not isinstance(graph, Mapping) or not graph:
         return Problem(path="input.workflow", message="must be a non-empty API-format graph")
@@ -270,11 +304,14 @@ def bind(
     profile: CharacterProfile | None = None,
     media_names: Collection[str] | None = None,
     rng: random.Random | None = None,
+    catalogue: Catalogue | None = None,
 ) -> BoundWorkflow:
     """Bind ``params`` (through ``manifest`` and the graph's placeholders, with ``profile``'s defaults) and then
     ``overrides`` into a copy of the API-format ``graph``.
 
     ``media_names``: the job's media item names; when given, a media parameter the caller set must name one.
+    ``catalogue``: with it, a file input (``LoadImage.image``...) whose value names a media item is bound to that
+    item too, as a media parameter would be; without it only parameters bind media.
     ``rng``: where random seeds come from (a seeded ``random.Random`` in tests; the system's by default).
     Raises :class:`BindingError` with every problem found.
     """
@@ -287,7 +324,18 @@ def bind(
     binder.bind_overrides(overrides or {}, specs)
     if binder.problems:
         raise BindingError(binder.problems)
-    return binder.result()
+    bound = binder.result()
+    if catalogue is not None and media_names:
+        implicit = _file_input_bindings(bound, catalogue, media_names)
+        if implicit:
+            bound = BoundWorkflow(
+                graph=bound.graph,
+                params=bound.params,
+                seeds=bound.seeds,
+                media=[*bound.media, *implicit],
+                warnings=bound.warnings,
+            )
+    return bound
 
 
 def bind_template(
@@ -297,6 +345,7 @@ def bind_template(
     *,
     media_names: Collection[str] | None = None,
     rng: random.Random | None = None,
+    catalogue: Catalogue | None = None,
 ) -> BoundWorkflow:
     """:func:`bind` with the template's graph, manifest and character profile."""
     return bind(
@@ -307,4 +356,5 @@ def bind_template(
         profile=template.profile,
         media_names=media_names,
         rng=rng,
+        catalogue=catalogue,
     )

@@ -88,6 +88,14 @@ class InputSpec:
         return self.is_widget and any(self.config.get(flag) for flag in _UPLOAD_FLAGS)
 
     @property
+    def upload_kind(self) -> str | None:
+        """``"image"``, ``"video"``, ``"audio"`` or ``"file"`` when this input names an uploaded input file (what
+        ``/object_info`` flags with ``image_upload`` and friends), else ``None``."""
+        if not self.is_widget:
+            return None
+        return next((flag.removesuffix("_upload") for flag in _UPLOAD_FLAGS if self.config.get(flag)), None)
+
+    @property
     def unserialised_widgets(self) -> int:
         """How many extra ``widgets_values`` entries the frontend stores after this input's own value."""
         extra = 0

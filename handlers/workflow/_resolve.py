@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import JsonValue
 
 from handlers.workflow._binding import BindingError, BoundWorkflow, bind, bind_template
+from handlers.workflow._catalogue import Catalogue
 from handlers.workflow._edit_params import apply_edits, prepare_speech_params, split_edit_params
 from handlers.workflow._output_prefix import filename_prefix_problems
 from handlers.workflow._templates import Template
@@ -29,11 +30,13 @@ def resolve_template(
     *,
     media_names: Collection[str] | None = None,
     rng: random.Random | None = None,
+    catalogue: Catalogue | None = None,
 ) -> BoundWorkflow:
-    """``template`` bound with ``params`` and ``overrides``, its edits applied, its variants merged."""
+    """``template`` bound with ``params`` and ``overrides``, its edits applied, its variants merged. With a
+    ``catalogue``, file inputs naming a media item bind to it (see :func:`bind`)."""
     edits, rest = split_edit_params(params, template.params())
     rest = prepare_speech_params(rest, template.kind)
-    bound = bind_template(template, rest, overrides, media_names=media_names, rng=rng)
+    bound = bind_template(template, rest, overrides, media_names=media_names, rng=rng, catalogue=catalogue)
     return _checked(merge_variants(apply_edits(bound, edits, profile=template.profile, media_names=media_names)))
 
 
@@ -44,10 +47,12 @@ def resolve_graph(
     *,
     media_names: Collection[str] | None = None,
     rng: random.Random | None = None,
+    catalogue: Catalogue | None = None,
 ) -> BoundWorkflow:
-    """An inline API ``graph`` bound with ``params`` (placeholders) and ``overrides``, edits applied, merged."""
+    """An inline API ``graph`` bound with ``params`` (placeholders) and ``overrides``, edits applied, merged. With a
+    ``catalogue``, file inputs naming a media item bind to it (see :func:`bind`)."""
     edits, rest = split_edit_params(params)
-    bound = bind(graph, rest, overrides, media_names=media_names, rng=rng)
+    bound = bind(graph, rest, overrides, media_names=media_names, rng=rng, catalogue=catalogue)
     return _checked(merge_variants(apply_edits(bound, edits, media_names=media_names)))
 
 

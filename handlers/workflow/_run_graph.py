@@ -21,8 +21,8 @@ def prepare_run(
     """A copy of ``bound.graph`` ready to queue for one attempt of job ``job_id``:
 
     - media inputs name the staged files (``staged``: media name -> the name ComfyUI's loaders see, such as
-      ``"<job id>/face.png"``): the bound media parameters, and any other input whose whole value is a media
-      item's name (inside lists and dicts too; prompt text that mentions a name is left alone);
+      ``"<job id>/face.png"``): exactly the inputs binding bound to media - media parameters, and file inputs
+      (per the catalogue) whose value names a media item; no other input, whatever its value;
     - every ``filename_prefix`` is put under ``<job id>/<attempt>/``. Two reasons: ComfyUI answers an output node
       whose inputs did not change from its cache, naming the files of the earlier run, which the worker has
       removed; a prefix unique to the attempt makes the save node run again (its upstream nodes stay cached). And
@@ -34,20 +34,8 @@ def prepare_run(
         inputs = node.get("inputs") if isinstance(node, dict) else None
         if not isinstance(inputs, dict):
             continue
-        if names:
-            node["inputs"] = inputs = _media_refs(inputs, names)
         prefix = inputs.get(FILENAME_PREFIX)
         if isinstance(prefix, str):
             # Normalised, and '..' refused (resolve already reported it as invalid_input): never outside the job.
             inputs[FILENAME_PREFIX] = job_filename_prefix(prefix, job_id, attempt)
     return graph
-
-
-def _media_refs(value: Any, staged: Mapping[str, str]) -> Any:
-    if isinstance(value, str):
-        return staged.get(value, value)
-    if isinstance(value, list):
-        return [_media_refs(v, staged) for v in value]
-    if isinstance(value, dict):
-        return {k: _media_refs(v, staged) for k, v in value.items()}
-    return value

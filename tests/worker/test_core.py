@@ -245,6 +245,25 @@ async def test_media_is_staged_in_the_job_folder_and_parameters_renamed(runtime:
     assert leftovers(comfy) == []  # the staged input went with the job
 
 
+async def test_only_file_inputs_bind_to_media(runtime: WorkerRuntime, comfy: Comfy) -> None:
+    """A media item named like another input's value (here a text node's ``"face.png"``) renames only the inputs
+    that take a file, as the catalogue says (issue 11, item 11)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (12, 10), (10, 20, 30)).save(buffer, "PNG")
+    graph = {
+        **load_image_graph("face.png"),
+        "7": {"class_type": "PrimitiveString", "inputs": {"value": "face.png"}},
+        "8": {"class_type": "PreviewAny", "inputs": {"source": ["7", 0]}},
+    }
+    media = [{"name": "face.png", "base64": base64.b64encode(buffer.getvalue()).decode()}]
+    _events, final = await collect(runtime, {"id": "media-2", "input": {"workflow": graph, "media": media}})
+    result = result_of(final)
+    sent = history(comfy, result.prompt_id or "")["prompt"][2]
+    assert sent["1"]["inputs"]["image"] == "media-2/face.png"
+    assert sent["7"]["inputs"]["value"] == "face.png"
+    assert [o.text for o in result.outputs if o.text is not None] == ["face.png"]
+
+
 # ---------------------------------------------------------------------------------------------------- failures
 
 

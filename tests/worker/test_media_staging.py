@@ -38,7 +38,6 @@ from handlers.worker._staging import (
     job_files,
     map_httpx_error,
 )
-from handlers.workflow import BoundWorkflow, prepare_run
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -503,9 +502,7 @@ async def test_stage_from_s3(tmp_path: Path, s3_client: S3Client, s3_bucket: str
     assert only_job_files(tmp_path) == [f"{JOB}/Face_Photo.png"]
 
 
-async def test_stage_all_with_contract_items_and_rewrite_params(
-    tmp_path: Path, media_server: tuple[MediaServer, str]
-) -> None:
+async def test_stage_all_with_contract_items(tmp_path: Path, media_server: tuple[MediaServer, str]) -> None:
     _, url = media_server
     items = [
         MediaItem(name="face", url=f"{url}/img.png"),
@@ -513,15 +510,6 @@ async def test_stage_all_with_contract_items_and_rewrite_params(
     ]
     staged = await stager(tmp_path, ALLOW).stage_all(items)
     assert {k: v.comfy_name for k, v in staged.items()} == {"face": f"{JOB}/face.png", "mask.png": f"{JOB}/mask.png"}
-    params = {"image": "face", "masks": ["mask.png", "other"], "prompt": "a face", "n": 3}
-    names = {k: v.comfy_name for k, v in staged.items()}
-    graph = prepare_run(BoundWorkflow(graph={"1": {"inputs": params}}), job_id=JOB, attempt="a", staged=names)
-    assert graph["1"]["inputs"] == {
-        "image": f"{JOB}/face.png",
-        "masks": [f"{JOB}/mask.png", "other"],
-        "prompt": "a face",
-        "n": 3,
-    }
 
 
 async def test_stage_all_failure_propagates_as_media_error(

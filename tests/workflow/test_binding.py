@@ -508,3 +508,32 @@ def test_out_of_range_values_are_always_reported(steps: int) -> None:
     with pytest.raises(BindingError) as info:
         bind(GRAPH, {"prompt": "p", "steps": steps}, manifest=make_manifest(STEPS))
     assert list(problems_of(info)) == ["input.params.steps"]
+
+
+def test_media_named_in_a_graph_bind_only_to_file_inputs() -> None:
+    """``add_noise: "enable"`` stays ``"enable"`` when a media item is named ``enable``: only inputs the catalogue
+    marks as file uploads bind to media (issue 11, item 11)."""
+    import json
+
+    from handlers.workflow import Catalogue, bind
+    from tests.conftest import OBJECT_INFO
+
+    catalogue = Catalogue(json.loads(OBJECT_INFO.read_text()))
+    graph = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "enable"}},
+        "2": {
+            "class_type": "KSamplerAdvanced",
+            "inputs": {"add_noise": "enable", "return_with_leftover_noise": "enable"},
+        },
+        "3": {"class_type": "LoadAudio", "inputs": {"audio": "voice"}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "voice"}},
+    }
+    bound = bind(graph, media_names=["enable", "voice"], catalogue=catalogue)
+    assert {(m.value, m.targets) for m in bound.media} == {("enable", (("1", "image"),)), ("voice", (("3", "audio"),))}
+    staged = bound.with_staged({"enable": "job/enable.png", "voice": "job/voice.flac"})
+    assert staged["1"]["inputs"]["image"] == "job/enable.png"
+    assert staged["2"]["inputs"] == graph["2"]["inputs"]
+    assert staged["3"]["inputs"]["audio"] == "job/voice.flac"
+    assert staged["4"]["inputs"]["text"] == "voice"
+    # Without a catalogue nothing in the graph is taken for a media reference.
+    assert bind(graph, media_names=["enable"]).media == []

@@ -17,7 +17,8 @@ def test_media_and_output_prefixes_are_rewritten_on_a_copy() -> None:
     bound = BoundWorkflow(graph=graph, media=[binding])
     run = prepare_run(bound, job_id="job-1", attempt="a1", staged={"face": "job-1/face.png"})
     assert run["1"]["inputs"]["image"] == "job-1/face.png"
-    assert run["2"]["inputs"] == {"refs": ["job-1/face.png", "other"], "text": "a face"}
+    # Only the bound file input: a value elsewhere that equals a media name is not a file reference (issue 11).
+    assert run["2"]["inputs"] == {"refs": ["face", "other"], "text": "a face"}
     assert run["3"]["inputs"]["filename_prefix"] == "job-1/a1/out/img"
     assert graph["3"]["inputs"]["filename_prefix"] == "/out/img" and graph["1"]["inputs"]["image"] == "face"
     again = prepare_run(bound, job_id="job-1", attempt="a2", staged={"face": "job-1/face.png"})
