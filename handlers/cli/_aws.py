@@ -30,14 +30,15 @@ def stack_client(env: Mapping[str, str], service: Literal["dynamodb", "s3", "sqs
 def _run(args: argparse.Namespace) -> int:
     import boto3  # noqa: PLC0415  (registration stays light)
 
-    from handlers.dispatch import DispatchError, ResourceNames, provision  # noqa: PLC0415
+    from handlers.dispatch import DispatchError, ResourceNames, aws_errors, provision  # noqa: PLC0415
 
     names = ResourceNames(table=args.table, queue=args.queue, dead_letter_queue=args.dlq, bucket=args.bucket)
-    session = boto3.session.Session()
     try:
-        done = provision(
-            dynamodb=session.client("dynamodb"), sqs=session.client("sqs"), s3=session.client("s3"), names=names
-        )
+        # Building the clients is where boto3 finds no region: the same translation as every other AWS call.
+        with aws_errors("AWS configuration"):
+            session = boto3.session.Session()
+            clients = {service: session.client(service) for service in ("dynamodb", "sqs", "s3")}
+        done = provision(dynamodb=clients["dynamodb"], sqs=clients["sqs"], s3=clients["s3"], names=names)
     except DispatchError as exc:
         print(f"comfy-relay aws init: {exc}", file=sys.stderr)
         return 1

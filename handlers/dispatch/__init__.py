@@ -5,8 +5,8 @@ Importing this package does no I/O and pulls in neither boto3, httpx, the runpod
 build their clients on the first call and keep them for the life of the process (``_runtime.runtime``). The
 machinery (``JobService``, stores, RunPod client) lives in private modules, importable directly by tests.
 
-Tools (``comfy-relay aws init``, the local stack) use :func:`provision`, :class:`ResourceNames` and
-:class:`DispatchError` from here; they are loaded on first access (PEP 562), so importing the package stays free.
+Tools (``comfy-relay aws init``, the local stack) use :func:`provision`, :class:`ResourceNames`,
+:class:`DispatchError` and :func:`aws_errors` (botocore's exceptions as dispatch errors) from here; they are loaded on first access (PEP 562), so importing the package stays free.
 """
 
 from __future__ import annotations
@@ -15,16 +15,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from handlers.dispatch._aws_errors import aws_errors
     from handlers.dispatch._errors import DispatchError
     from handlers.dispatch._provision import provision
     from handlers.dispatch._resources import ResourceNames
 
-__all__ = ["DispatchError", "ResourceNames", "on_queue", "on_webhook", "provision", "reconcile"]
+__all__ = ["DispatchError", "ResourceNames", "aws_errors", "on_queue", "on_webhook", "provision", "reconcile"]
 
 #: Public names that live in private modules, imported when first used.
 _LAZY = {
     "DispatchError": "handlers.dispatch._errors",
     "ResourceNames": "handlers.dispatch._resources",
+    "aws_errors": "handlers.dispatch._aws_errors",
     "provision": "handlers.dispatch._provision",
 }
 

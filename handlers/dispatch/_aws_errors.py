@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Final
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError, NoRegionError
 
 from handlers.dispatch._errors import DispatchError, StoreUnavailable, UsageError
 
@@ -47,6 +47,8 @@ def translate(exc: BotoCoreError | ClientError, what: str) -> DispatchError:
         return UsageError(f"{what}: {code}: {exc.response.get('Error', {}).get('Message', '')}")
     if isinstance(exc, ConnectionError | HTTPClientError):
         return StoreUnavailable(f"{what}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, NoRegionError):
+        return UsageError(f"{what}: no AWS region is configured: set AWS_REGION or AWS_DEFAULT_REGION (or a profile's)")
     return UsageError(f"{what}: {type(exc).__name__}: {exc}")
 
 

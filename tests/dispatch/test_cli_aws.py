@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,19 @@ def test_aws_init_reports_an_unreachable_endpoint(
     args = _parse(["aws", "init", "--table", "t-x"])
     assert args.run(args) == 1
     assert "comfy-relay aws init:" in capsys.readouterr().err
+
+
+def test_aws_init_without_a_region_says_so_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue 11, item 12: boto3 finds no region when the clients are built; that is a one-line error."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    args = _parse(["aws", "init"])
+    assert args.run(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("comfy-relay aws init: AWS configuration: no AWS region is configured")
+    assert "Traceback" not in err

@@ -35,7 +35,7 @@ from tests.dispatch.conftest import (
 
 
 def test_public_surface() -> None:
-    expected = ["DispatchError", "ResourceNames", "on_queue", "on_webhook", "provision", "reconcile"]
+    expected = ["DispatchError", "ResourceNames", "aws_errors", "on_queue", "on_webhook", "provision", "reconcile"]
     assert handlers.dispatch.__all__ == expected
     for name in expected:
         assert getattr(handlers.dispatch, name).__module__.startswith("handlers.dispatch")
