@@ -37,8 +37,8 @@ def _run(args: argparse.Namespace) -> int:
         # Building the clients is where boto3 finds no region: the same translation as every other AWS call.
         with aws_errors("AWS configuration"):
             session = boto3.session.Session()
-            clients = {service: session.client(service) for service in ("dynamodb", "sqs", "s3")}
-        done = provision(dynamodb=clients["dynamodb"], sqs=clients["sqs"], s3=clients["s3"], names=names)
+            dynamodb, sqs, s3 = session.client("dynamodb"), session.client("sqs"), session.client("s3")
+        done = provision(dynamodb=dynamodb, sqs=sqs, s3=s3, names=names)
     except DispatchError as exc:
         print(f"comfy-relay aws init: {exc}", file=sys.stderr)
         return 1
