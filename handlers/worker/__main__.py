@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import sys
 
 from handlers.worker._config import ConfigError, WorkerConfig
 from handlers.worker._core import WorkerRuntime
 from handlers.worker._handler import handler, set_runtime, stream_handler
-from handlers.worker._logging import configure_logging
+from handlers.worker._logging import configure_logging, route_sdk_logs, sdk_log_level
 from handlers.worker._supervisor import ComfyProcess
 
 logger = logging.getLogger("handlers.worker")
@@ -36,6 +37,9 @@ def main() -> int:
         extra={"comfyui_url": config.comfyui_url, "supervised": config.supervised, "stream": config.stream},
     )
     import runpod  # noqa: PLC0415 (heavy import: only in the worker process)
+    from runpod.serverless.modules.rp_logger import RunPodLogger  # noqa: PLC0415
+
+    route_sdk_logs(RunPodLogger(), sdk_log_level(os.environ))
 
     if config.stream:
         runpod.serverless.start({"handler": stream_handler, "return_aggregate_stream": True})

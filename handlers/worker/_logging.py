@@ -3,6 +3,11 @@
 The job and prompt ids travel in context variables (:func:`job_context`), so every record logged while a job runs
 carries them - including records from the ComfyUI client and boto3. :class:`RedactingFilter` runs on the handler,
 after formatting arguments are merged, so nothing reaches the output unredacted whatever logger produced it.
+
+The runpod SDK does not use ``logging``: its ``RunPodLogger`` prints its own lines, at DEBUG by default, job inputs
+and outputs (presigned URLs with their signatures) included. :func:`route_sdk_logs` sends them through the same
+path (logger ``runpod``: redacted, JSON) and keeps only its warnings and errors - the job loop's own DEBUG and INFO
+lines are most of a worker's log and say nothing the worker's lines do not.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import IO, Any, Final
 
 __all__ = [
@@ -24,6 +29,8 @@ __all__ = [
     "job_context",
     "redact",
     "register_secret",
+    "route_sdk_logs",
+    "sdk_log_level",
     "set_prompt_id",
 ]
 
@@ -129,6 +136,37 @@ def job_context(job_id: str | None, prompt_id: str | None = None) -> Iterator[No
 
 def set_prompt_id(prompt_id: str | None) -> None:
     _prompt_id.set(prompt_id)
+
+
+#: The SDK's level names, as logging levels (``TIP`` is its advertising: dropped with the rest of the noise).
+_SDK_LEVELS: Final = {
+    "TRACE": logging.DEBUG,
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARN": logging.WARNING,
+    "ERROR": logging.ERROR,
+}
+
+
+def route_sdk_logs(sdk_logger: Any, level: int = logging.WARNING) -> None:
+    """Make the SDK's ``RunPodLogger`` (a singleton every SDK module shares) log through ``logging`` instead of
+    printing: logger ``runpod``, records below ``level`` dropped. Pass ``RunPodLogger()``."""
+    target = logging.getLogger("runpod")
+
+    def log(message: object, message_level: str = "INFO", job_id: str | None = None) -> None:
+        record_level = _SDK_LEVELS.get(message_level, logging.INFO)
+        if message_level == "TIP" or record_level < level:
+            return
+        extra = {"runpod_job_id": job_id} if job_id else {}
+        target.log(record_level, "%s", message, extra=extra)
+
+    # The instance attribute wins over the class's method for every module holding the singleton.
+    sdk_logger.log = log
+
+
+def sdk_log_level(environ: Mapping[str, str]) -> int:
+    """The SDK's level: ``RUNPOD_LOG_LEVEL`` when ops set one (lines still redacted), else warnings."""
+    return _SDK_LEVELS.get(environ.get("RUNPOD_LOG_LEVEL", "").strip().upper(), logging.WARNING)
 
 
 def configure_logging(stream: IO[str] | None = None, level: int = logging.INFO) -> logging.Handler:
