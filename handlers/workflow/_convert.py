@@ -558,8 +558,15 @@ def ui_to_api(
         raise ConversionError(str(exc)) from exc
     try:
         return _Converter(parsed, catalogue, rng or random.Random(), strict=strict).run()  # noqa: S311 (not crypto)
+    except ConversionError:
+        raise
     except RecursionError as exc:
         raise ConversionError("links nest too deeply to follow") from exc
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        # The parsed model checks the common shapes; legacy parts (group nodes, widget values, subgraph boxes) are
+        # read as the frontend saves them. Whatever else a hostile document holds there is the document's fault:
+        # reported as a conversion error (never an internal one), since the corpus converts without it.
+        raise ConversionError(f"the UI workflow is malformed ({type(exc).__name__}: {exc})") from exc
 
 
 def ui_to_api_partial(

@@ -156,6 +156,16 @@ def _parse_link(raw: Any, where: str) -> UILink:
     )
 
 
+def _items(raw: Any, where: str) -> list[Any]:
+    """A list the format says is a list: absent or null is empty, anything else is a format error (never iterated
+    as whatever it happens to be)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise UIFormatError(f"{where} must be a list, got {type(raw).__name__}")
+    return raw
+
+
 def _parse_node(raw: Any, where: str) -> UINode:
     if not isinstance(raw, Mapping):
         raise UIFormatError(f"{where}: a node must be an object")
@@ -164,7 +174,7 @@ def _parse_node(raw: Any, where: str) -> UINode:
     if not isinstance(node_type, str) or not node_type:
         raise UIFormatError(f"{where} (node {node_id}): missing its type")
     inputs = []
-    for slot in raw.get("inputs") or []:
+    for slot in _items(raw.get("inputs"), f"{where} (node {node_id}) inputs"):
         if not isinstance(slot, Mapping):
             continue
         widget = slot.get("widget")
@@ -179,10 +189,11 @@ def _parse_node(raw: Any, where: str) -> UINode:
         )
     outputs = tuple(
         UIOutput(name=str(slot.get("name", "")), type=_type_name(slot.get("type")))
-        for slot in raw.get("outputs") or []
+        for slot in _items(raw.get("outputs"), f"{where} (node {node_id}) outputs")
         if isinstance(slot, Mapping)
     )
     values = raw.get("widgets_values")
+    properties = raw.get("properties")
     title = raw.get("title")
     mode = raw.get("mode", 0)
     return UINode(
@@ -193,18 +204,22 @@ def _parse_node(raw: Any, where: str) -> UINode:
         inputs=tuple(inputs),
         outputs=outputs,
         widgets_values=values if isinstance(values, list | dict) else None,
-        properties=raw.get("properties") or {},
+        properties=properties if isinstance(properties, Mapping) else {},
     )
 
 
-def _parse_slots(raw: Any) -> tuple[UISlot, ...]:
+def _parse_slots(raw: Any, where: str) -> tuple[UISlot, ...]:
     return tuple(
         UISlot(
             name=str(slot.get("name", "")),
             type=_type_name(slot.get("type")),
-            link_ids=tuple(i for i in slot.get("linkIds") or [] if isinstance(i, int) and not isinstance(i, bool)),
+            link_ids=tuple(
+                i
+                for i in _items(slot.get("linkIds"), f"{where} linkIds")
+                if isinstance(i, int) and not isinstance(i, bool)
+            ),
         )
-        for slot in raw or []
+        for slot in _items(raw, where)
         if isinstance(slot, Mapping)
     )
 
@@ -215,7 +230,7 @@ def _parse_graph(raw: Mapping[str, Any], where: str) -> UIGraph:
         raise UIFormatError(f"{where}: 'nodes' must be a list")
     nodes = tuple(_parse_node(n, f"{where} nodes[{i}]") for i, n in enumerate(nodes_raw))
     links: dict[int, UILink] = {}
-    for i, raw_link in enumerate(raw.get("links") or []):
+    for i, raw_link in enumerate(_items(raw.get("links"), f"{where} links")):
         if raw_link is None:  # litegraph leaves holes behind deleted links in some versions
             continue
         link = _parse_link(raw_link, f"{where} links[{i}]")
@@ -230,8 +245,8 @@ def _parse_graph(raw: Mapping[str, Any], where: str) -> UIGraph:
         links=links,
         id=str(raw.get("id", "")),
         name=str(raw.get("name", "")),
-        inputs=_parse_slots(raw.get("inputs")),
-        outputs=_parse_slots(raw.get("outputs")),
+        inputs=_parse_slots(raw.get("inputs"), f"{where} inputs"),
+        outputs=_parse_slots(raw.get("outputs"), f"{where} outputs"),
         _by_id=by_id,
     )
 
@@ -240,7 +255,7 @@ def _collect_subgraphs(raw: Mapping[str, Any], into: dict[str, UIGraph]) -> None
     definitions = raw.get("definitions")
     if not isinstance(definitions, Mapping):
         return
-    for i, sub in enumerate(definitions.get("subgraphs") or []):
+    for i, sub in enumerate(_items(definitions.get("subgraphs"), "definitions.subgraphs")):
         if not isinstance(sub, Mapping) or not isinstance(sub.get("id"), str):
             raise UIFormatError(f"definitions.subgraphs[{i}]: a subgraph needs a string id")
         if sub["id"] not in into:

@@ -539,3 +539,27 @@ def test_group_node_without_its_definition_is_reported() -> None:
     with pytest.raises(ConversionError, match=r"'Gone' is missing from extra\.groupNodes") as caught:
         ui_to_api(ui.doc(), CAT)
     assert caught.value.node_id == "7"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("inputs", True), ("outputs", 3), ("properties", [1]), ("widgets_values", "x")],
+)
+def test_a_node_field_of_the_wrong_shape_is_a_conversion_error(field: str, value: Any) -> None:
+    """Found by the fuzzer (issue 11): ``"inputs": true`` was iterated and raised TypeError (an internal error)."""
+    document = {
+        "nodes": [
+            {"id": 1, "type": "EmptyImage", "widgets_values": [64, 64, 1, 0], field: value},
+            {"id": 2, "type": "SaveImage", "widgets_values": ["x"], "inputs": [{"name": "images", "link": 1}]},
+        ],
+        "links": [[1, 1, 0, 2, 0, "IMAGE"]],
+    }
+    try:
+        ui_to_api(document, CATALOGUE)
+    except ConversionError:
+        pass
+
+
+def test_links_of_the_wrong_shape_are_a_conversion_error() -> None:
+    with pytest.raises(ConversionError, match="must be a list"):
+        ui_to_api({"nodes": [], "links": {"1": [1, 1, 0, 2, 0]}}, CATALOGUE)
