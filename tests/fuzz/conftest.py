@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 PROFILE = os.environ.get("COMFY_RELAY_FUZZ", "ci")
 settings.register_profile(
     "ci",
-    max_examples=60,
+    max_examples=150,
     deadline=None,
     derandomize=True,  # the same examples on every CI run: a red build is reproducible
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
