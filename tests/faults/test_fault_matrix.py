@@ -59,7 +59,7 @@ KINDS = (
     "forged_webhooks",
     "worker_killed_mid_upload",
 )
-JOBS = 40 if LONG else len(KINDS)
+JOBS = 120 if LONG else len(KINDS)
 DEADLINE_S = 900.0 if LONG else 240.0
 TOKEN = "fault-matrix-token-0123456789"
 SECRET = "fault-matrix-progress-secret"
