@@ -6,7 +6,8 @@ build their clients on the first call and keep them for the life of the process 
 machinery (``JobService``, stores, RunPod client) lives in private modules, importable directly by tests.
 
 Tools (``comfy-relay aws init``, the local stack) use :func:`provision`, :class:`ResourceNames`,
-:class:`DispatchError` and :func:`aws_errors` (botocore's exceptions as dispatch errors) from here; they are loaded on first access (PEP 562), so importing the package stays free.
+:class:`DispatchError` and :func:`aws_errors` (botocore's exceptions as dispatch errors) from here; they are
+loaded on first access (PEP 562), so importing the package stays free.
 """
 
 from __future__ import annotations

@@ -392,7 +392,7 @@ class JobService:
         if is_terminal(record.state):
             return record
         target = status.job_state
-        if target is JobState.SUCCEEDED and not _names_job(status.output, record.job_id):
+        if target is JobState.SUCCEEDED and not _names_job(status, record.job_id):
             log_event(logging.WARNING, "a result naming another job refused", record.job_id, runpod_id=runpod_id)
             return record
         if record.runpod_id != runpod_id:
@@ -432,7 +432,7 @@ class JobService:
     def _may_adopt(record: JobRecord, status: RunPodJobStatus) -> bool:
         """A submission the record never wrote down (the crash window between ``/run`` and the SUBMITTED write
         leaves one): its success counts only as a worker result naming this job."""
-        result = _job_result(status.output)
+        result = status.result()
         return result is not None and result.job_id == record.job_id
 
     def _will_retry(self, record: JobRecord, status: RunPodJobStatus, error: JobError) -> bool:
@@ -654,12 +654,12 @@ class JobService:
         return "gave_up"
 
 
-def _names_job(output: Any, job_id: str) -> bool:
+def _names_job(status: RunPodJobStatus, job_id: str) -> bool:
     """Whether a success's output may belong to ``job_id``: a worker result naming another job does not."""
-    result = _job_result(output)
+    result = status.result()
     if result is not None:
         return result.job_id == job_id
-    named = output.get("job_id") if isinstance(output, dict) else None
+    named = status.output.get("job_id") if isinstance(status.output, dict) else None
     return named is None or named == job_id
 
 

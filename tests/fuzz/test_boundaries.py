@@ -30,9 +30,8 @@ from handlers.contract import (
 )
 from handlers.dispatch._jobs import Disposition
 from handlers.dispatch._webhook_handler import WebhookHandler
-from handlers.worker._core import per_job_outputs
 from handlers.worker._events import error_for
-from handlers.workflow import load_template, resolve_graph, resolve_template, ui_to_api, validate
+from handlers.workflow import load_template, prepare_run, resolve_graph, resolve_template, ui_to_api, validate
 from tests.conftest import REPO
 from tests.dispatch.conftest import http_event
 from tests.dispatch.helpers import World, message
@@ -72,7 +71,7 @@ def _worker_pipeline(job: JobInput) -> None:
     report = validate(bound.graph, catalogue())
     if not report.valid:
         json.dumps(report.comfyui_body())
-    per_job_outputs(bound.with_staged({name: f"job-1/{name}" for name in names}), "job-1", "a")
+    prepare_run(bound, job_id="job-1", attempt="a", staged={name: f"job-1/{name}" for name in names})
 
 
 @fuzz_settings()

@@ -6,6 +6,7 @@ from handlers import workflow as package
 
 EXPECTED = [
     "EDIT_PARAMS",
+    "FILENAME_PREFIX",
     "MEDIA_TYPES",
     "RANDOM_SEED_MAX",
     "SEED_INPUTS",
@@ -50,7 +51,9 @@ EXPECTED = [
     "custom_node_classes",
     "default_workflows_dir",
     "detect_family",
+    "filename_prefix_problems",
     "find_placeholders",
+    "job_filename_prefix",
     "list_characters",
     "list_templates",
     "load_character",
