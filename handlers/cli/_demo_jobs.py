@@ -22,6 +22,7 @@ from handlers.cli._follow import (
     print_job_error,
     print_record,
     result_outputs,
+    state_word,
 )
 from handlers.cli._runpod_client import EndpointTarget, RunPodApiError, RunPodCli
 
@@ -216,17 +217,18 @@ async def _one(
             succeeded = record.get("state") == "SUCCEEDED"
     except RunPodApiError as exc:
         outcome.error = str(exc)
-        bars.finish(job.key, False, "error")
+        bars.finish(job.key, False, "failed", "endpoint error")
         return outcome, []
     outcome.record = record
     if not succeeded:
         error = record.get("error") if job.via == "sqs" else job_error_from_status(record)
         outcome.error = f"{error.get('code')}: {error.get('message')}" if isinstance(error, Mapping) else str(error)
-        bars.finish(job.key, False, str(record.get("status") or record.get("state")).lower())
+        bars.finish(job.key, False, state_word(str(record.get("status") or record.get("state"))))
         return outcome, outputs
     s3 = await _aws_client(info, "s3")
     missing = await _check_in_s3(s3, outputs)
-    outcome.files = await download_outputs(outputs, out_dir / job.key, s3_client=s3)
+    job_id = str(record.get("id") or record.get("job_id") or "")
+    outcome.files = await download_outputs(outputs, out_dir / job.key, job_id=job_id or None, s3_client=s3)
     if not outputs:
         outcome.error = "the job succeeded but reported no outputs"
     elif missing:
@@ -234,7 +236,8 @@ async def _one(
     elif len(outcome.files) != len(outputs):
         outcome.error = f"saved {len(outcome.files)} of {len(outputs)} outputs"
     outcome.ok = outcome.error is None
-    bars.finish(job.key, outcome.ok, f"{len(outputs)} output(s)")
+    count = f"{len(outputs)} output" + ("" if len(outputs) == 1 else "s")
+    bars.finish(job.key, outcome.ok, "done" if outcome.ok else "failed", count)
     return outcome, outputs
 
 
