@@ -52,6 +52,9 @@ class FollowResult:
     progress_events: int = 0
     #: A structured error the worker streamed (RunPod's final status keeps only the error string of a stream).
     streamed_error: dict[str, Any] | None = None
+    #: Chunks /stream gave (none: a result-mode worker, whose progress is in /status).
+    stream_chunks: int = 0
+    last_status_output: dict[str, Any] | None = None
 
     def job_error(self) -> dict[str, Any]:
         return self.streamed_error or job_error_from_status(self.status)
@@ -105,10 +108,12 @@ async def follow_job(
                     continue
                 raise
             state = str(answer.get("status", "IN_QUEUE"))
-            for chunk in _chunks(answer):
+            chunks = _chunks(answer)
+            result.stream_chunks += len(chunks)
+            for chunk in chunks:
                 _note_chunk(result, chunk, bars, key, state)
-            if state == "IN_PROGRESS" and result.progress_events == 0:
-                # Nothing streamed (yet): a handler in result mode reports progress through /status instead.
+            if state == "IN_PROGRESS" and result.stream_chunks == 0:
+                # Nothing streamed: a handler in result mode (the default) reports through /status instead.
                 await _status_progress(api, job_id, result, bars, key)
         else:
             state = await _status_progress(api, job_id, result, bars, key)
@@ -131,7 +136,9 @@ async def _status_progress(
     answer = await api.status(job_id)
     state = str(answer.get("status", "IN_QUEUE"))
     output = answer.get("output")
-    if state == "IN_PROGRESS" and isinstance(output, Mapping) and "percent" in output:
+    if state == "IN_PROGRESS" and isinstance(output, Mapping) and output != result.last_status_output:
+        # Each poll sees only the latest update: the same one twice is one event (an output listed once).
+        result.last_status_output = dict(output)
         _note_chunk(result, output, bars, key, state)
     return state
 

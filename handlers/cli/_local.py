@@ -46,6 +46,11 @@ def register(commands: Any) -> None:
     )
     _stack_arguments(up)
     up.add_argument("--workers", type=_positive_int, default=1, help="worker processes (default 1)")
+    up.add_argument(
+        "--stream",
+        action="store_true",
+        help="run the workers in streaming mode (RELAY_STREAM=1); default: result mode, as a default deployment",
+    )
     up.add_argument("--json", action="store_true", help="print the stack description as JSON once it is up")
     up.set_defaults(run=_up)
     status = actions.add_parser("status", help="show the running stack (endpoints, pids, environment)")
@@ -79,6 +84,7 @@ def stack_config(
     port_base: int | None = None,
     host: str = "127.0.0.1",
     workers: int = 1,
+    stream: bool = False,
     ready_timeout_s: float = 30.0,
 ) -> StackConfig:
     """The stack's settings from the command line and the environment (``COMFYUI_URL`` selects a real ComfyUI)."""
@@ -93,6 +99,7 @@ def stack_config(
         host=host,
         port_base=DEFAULT_PORT_BASE if port_base is None else port_base,
         workers=workers,
+        stream=stream,
         comfyui_url=os.environ.get("COMFYUI_URL", "").strip() or None,
         comfyui_input_dir=folder("COMFYUI_INPUT_DIR"),
         comfyui_output_dir=folder("COMFYUI_OUTPUT_DIR"),
@@ -154,6 +161,7 @@ def _up(args: argparse.Namespace) -> int:
         port_base=args.port_base,
         host=args.host,
         workers=args.workers,
+        stream=args.stream,
         ready_timeout_s=args.ready_timeout,
     )
     stack = LocalStack(config)

@@ -65,6 +65,8 @@ class StackConfig:
     host: str = "127.0.0.1"
     port_base: int = DEFAULT_PORT_BASE
     workers: int = 1
+    #: Workers in streaming mode (``RELAY_STREAM``). Off by default, as a default deployment runs: result mode.
+    stream: bool = False
     comfyui_url: str | None = None
     comfyui_input_dir: Path | None = None
     comfyui_output_dir: Path | None = None

@@ -137,6 +137,8 @@ class LocalStack:
             "RELAY_S3_BUCKET": _BUCKET,
         }
         notes: list[str] = []
+        if cfg.stream:
+            notes.append("workers run in streaming mode (RELAY_STREAM=1): /status of a finished job is the chunk list")
         worker_env = self._worker_env(urls, comfyui_url, client_env)
         workers = cfg.workers if worker_available() else 0
         if not worker_available():
@@ -233,13 +235,14 @@ class LocalStack:
                 "COMFYUI_URL": comfyui_url,
                 "RELAY_S3_BUCKET": client_env["RELAY_S3_BUCKET"],
                 "RELAY_S3_PREFIX": "outputs/",
-                "RELAY_STREAM": "1",
                 # Everything in a local stack is on loopback: progress webhooks and media URLs included.
                 "RELAY_ALLOW_PRIVATE_URLS": "1",
                 "AWS_ENDPOINT_URL_S3": urls["moto"],
                 **AWS_TEST_CREDENTIALS,
             }
         )
+        if cfg.stream:
+            env["RELAY_STREAM"] = "1"
         if input_dir is not None:
             env["COMFYUI_INPUT_DIR"] = str(input_dir)
         if output_dir is not None:
