@@ -50,6 +50,7 @@ from handlers.worker._events import (
     result_timings,
 )
 from handlers.worker._folders import JobFolders, job_folders
+from handlers.worker._inline_store import inline_store
 from handlers.worker._logging import job_context, register_secret, set_prompt_id
 from handlers.worker._progress_sink import WebhookOutbox
 from handlers.worker._publish import OutputPublisher, stored_result
@@ -256,10 +257,10 @@ class WorkerRuntime:
 
     # -------------------------------------------------------------------------------------------------- stores
 
-    def store_for(self, options: OutputOptions) -> OutputStore | None:
+    def store_for(self, options: OutputOptions) -> OutputStore:
         bucket = options.bucket or self.config.s3_bucket
         if bucket is None:
-            return None
+            return inline_store(stream=self.config.stream)
         prefix = options.prefix if options.prefix is not None else self.config.s3_prefix
         assert self._store_factory is not None
         return self._store_factory(bucket, prefix)
@@ -384,8 +385,6 @@ class _JobRun:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.job.timeout_s
         store = self.runtime.store_for(self.job.output)
-        if store is None:
-            raise _no_bucket()
         scratch_root = self.config.scratch_dir or Path(tempfile.gettempdir()) / "comfy-relay"
         folders = job_folders(
             self.config, self.runtime.comfy, self.job_id, scratch_root / f"{self.job_id}-{uuid.uuid4().hex[:8]}"
@@ -672,9 +671,6 @@ class _Fail(Exception):
         self.error = error
 
 
-def _no_bucket() -> _Fail:
-    message = "no output bucket: set output.bucket in the job, or RELAY_S3_BUCKET on the worker"
-    return _Fail(JobError(code=ErrorCode.INVALID_INPUT, message=message))
 
 
 def _clean_now(files: JobFiles, trees: list[Path]) -> None:
