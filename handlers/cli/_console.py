@@ -42,6 +42,8 @@ class ProgressView:
     step: float | None = None
     steps: float | None = None
     status: str | None = None
+    #: The worker's estimate of the time left (progress is weighted by expected cost, so it moves evenly).
+    eta_ms: float | None = None
 
     def detail(self) -> str:
         parts = []
@@ -51,6 +53,8 @@ class ProgressView:
             parts.append(self.node_title)
         if self.step is not None and self.steps:
             parts.append(f"step {int(self.step)}/{int(self.steps)}")
+        if self.eta_ms is not None and self.eta_ms > 0:
+            parts.append(f"about {max(1, round(self.eta_ms / 1000))}s left")
         return " - ".join(parts)
 
 

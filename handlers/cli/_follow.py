@@ -76,6 +76,7 @@ def _view(event: Mapping[str, Any], status: str | None = None) -> ProgressView:
         step=event.get("step"),
         steps=event.get("step_max"),
         status=status,
+        eta_ms=event.get("eta_ms") if isinstance(event.get("eta_ms"), int | float) else None,
     )
 
 

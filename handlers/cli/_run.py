@@ -283,6 +283,7 @@ async def wait_for_job(args: argparse.Namespace, job: str, *, label: str) -> int
                             step=progress.get("step"),
                             steps=progress.get("step_max"),
                             status=None if current.progress else state_word(current.state),
+                            eta_ms=progress.get("eta_ms"),
                         ),
                     )
 

@@ -52,6 +52,7 @@ from handlers.worker._events import (
 from handlers.worker._folders import JobFolders, job_folders
 from handlers.worker._inline_store import inline_store
 from handlers.worker._logging import job_context, register_secret, set_prompt_id
+from handlers.worker._progress_cost import CostModel
 from handlers.worker._progress_sink import WebhookOutbox
 from handlers.worker._publish import OutputPublisher, stored_result
 from handlers.worker._staging import InputStager, JobFiles, MediaFetcher, MediaLimits, job_files
@@ -133,6 +134,8 @@ class WorkerRuntime:
         self._upload_slots: asyncio.Semaphore | None = None
         self._started = False
         self._start_lock = asyncio.Lock()
+        #: What each node of each template costs, learned from this worker's runs: progress moves with time.
+        self.costs = CostModel()
 
     # ------------------------------------------------------------------------------------------------ lifecycle
 
@@ -338,6 +341,13 @@ class _JobRun:
     @property
     def config(self) -> WorkerConfig:
         return self.runtime.config
+
+    @property
+    def cost_key(self) -> str | None:
+        """Runs of the same template (for the same character) share what their nodes cost; inline graphs do not."""
+        if self.job.template is None:
+            return None
+        return f"{self.job.character or ''}/{self.job.template}"
 
     def now_ms(self) -> float:
         return asyncio.get_running_loop().time() * 1000
@@ -608,7 +618,12 @@ class _JobRun:
             return
         comfy = self.runtime.comfy
         events = comfy.run_prompt(
-            graph, self.prompt_id, deadline=deadline, output_nodes=output_nodes or None, before_queue=self._may_queue
+            graph,
+            self.prompt_id,
+            deadline=deadline,
+            output_nodes=output_nodes or None,
+            before_queue=self._may_queue,
+            weights=self.runtime.costs.weights(graph, self.cost_key),
         )
         async with contextlib.aclosing(events) as stream:
             async for event in stream:
@@ -632,6 +647,7 @@ class _JobRun:
                 elif isinstance(event, Succeeded):
                     self.ended_ms = now
                     self.timeline.finished(now)
+                    self.runtime.costs.learn(self.cost_key, self.timeline.nodes_ms)
                     if self.running_ms is None:
                         self.running_ms = self.queued_ms
 
@@ -669,8 +685,6 @@ class _Fail(Exception):
     def __init__(self, error: JobError) -> None:
         super().__init__(error.message)
         self.error = error
-
-
 
 
 def _clean_now(files: JobFiles, trees: list[Path]) -> None:
