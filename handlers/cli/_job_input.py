@@ -161,10 +161,16 @@ def build_job_input(
             for name, value in list(params.items()):
                 # `-p image=photo.png` (a path or URL given to a media parameter): the file becomes the media item
                 # named after the parameter, which fills it.
-                if types.get(name) in _MEDIA_TYPES and value not in media_names and _is_media_source(value, cwd):
+                if types.get(name) not in _MEDIA_TYPES or value in media_names:
+                    continue
+                if _is_media_source(value, cwd):
                     items.append(_media_item(name, value, cwd))
                     media_names.append(name)
                     del params[name]
+                else:  # the binder would say "names no media item": from a shell, a missing file is the likelier slip
+                    problem = f"no file {(cwd / value).expanduser()}, and no --media item named {value!r}"
+                    raise _invalid([Problem(path=f"input.params.{name}", message=problem)])
+
             document["media"] = items
             bound = resolve_template(template, _typed_params(params, types), overrides_typed, media_names=media_names)
             # Send what the schema made of each given value (e.g. 20, not "20"), so the worker sees typed JSON.
