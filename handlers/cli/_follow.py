@@ -122,6 +122,9 @@ async def follow_job(
             bars.update(key, ProgressView(0.0, status="in queue"))
         if state in TERMINAL_STATUSES:
             result.status = await api.status(job_id)
+            if result.stream_chunks == 0 and result.ok:
+                # Result mode: an output stored in the last moments may have ended with the job, between polls.
+                _announce_outputs(result, result_outputs(result.status), bars, key, state)
             return result
         if loop.time() >= deadline:
             result.status = await api.status(job_id)
@@ -138,10 +141,29 @@ async def _status_progress(
     state = str(answer.get("status", "IN_QUEUE"))
     output = answer.get("output")
     if state == "IN_PROGRESS" and isinstance(output, Mapping) and output != result.last_status_output:
-        # Each poll sees only the latest update: the same one twice is one event (an output listed once).
+        # Each poll sees only the latest update (the same one twice is one event); every update lists the outputs
+        # stored so far, so none is missed between polls.
         result.last_status_output = dict(output)
-        _note_chunk(result, output, bars, key, state)
+        ready = output.get("outputs_ready")
+        _announce_outputs(result, ready if isinstance(ready, list) else [], bars, key, state)
+        if output.get("type") != "output":
+            _note_chunk(result, output, bars, key, state)
     return state
+
+
+def _announce_outputs(
+    result: FollowResult, items: list[Any], bars: JobBars | None, key: str | None, state: str
+) -> None:
+    """Note each output not noted yet (by node, file and location)."""
+
+    def identity(item: Mapping[str, Any]) -> tuple[Any, ...]:
+        return item.get("node_id"), item.get("filename"), item.get("s3_uri")
+
+    known = {identity(o) for o in result.streamed_outputs}
+    for item in items:
+        if isinstance(item, Mapping) and identity(item) not in known:
+            known.add(identity(item))
+            _note_chunk(result, {"type": "output", "output": item}, bars, key, state)
 
 
 def _note_chunk(result: FollowResult, chunk: Any, bars: JobBars | None, key: str | None, state: str) -> None:

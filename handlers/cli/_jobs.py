@@ -28,6 +28,8 @@ __all__ = ["TERMINAL_RECORD_STATES", "record_row", "register"]
 
 TERMINAL_RECORD_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "REJECTED"})
 _WATCH_LIMIT = 20
+#: How long `jobs watch` (no ids, nothing open) looks for a job about to appear before it shows the table and exits.
+_NEW_JOB_GRACE_S = 3.0
 _STATE_STYLES = {"SUCCEEDED": "green", "FAILED": "red", "REJECTED": "red", "TIMED_OUT": "red", "CANCELLED": "yellow"}
 
 
@@ -226,16 +228,20 @@ def _watch(args: argparse.Namespace) -> int:
         return 1
 
     seen_open: set[str] = set()
+    started = time.monotonic()
 
     def finished(current: list[dict[str, Any]]) -> bool:
         if args.job_ids:
             return all(r.get("state") in TERMINAL_RECORD_STATES for r in current)
         if args.follow:
             return False
-        # Without ids: until every job seen open while watching has ended (a fresh `enqueue` shows up as open).
+        # Without ids: until every job seen open while watching has ended. With none open, a short look for one
+        # that is about to appear (an `enqueue` just sent, not yet read from the queue), then the table as it is.
         states = {str(r.get("job_id")): r.get("state") for r in current}
         seen_open.update(job for job, state in states.items() if state not in TERMINAL_RECORD_STATES)
-        return bool(seen_open) and all(states.get(job, "SUCCEEDED") in TERMINAL_RECORD_STATES for job in seen_open)
+        if not seen_open:
+            return time.monotonic() - started >= _NEW_JOB_GRACE_S
+        return all(states.get(job, "SUCCEEDED") in TERMINAL_RECORD_STATES for job in seen_open)
 
     def outcome(current: list[dict[str, Any]]) -> int:
         if args.job_ids and not all(r.get("state") == "SUCCEEDED" for r in current):
