@@ -79,3 +79,17 @@ async def test_the_store_counts_base64_against_the_budget(tmp_path: Path) -> Non
 def test_streaming_mode_has_the_stream_chunk_limit() -> None:
     assert "1 MB limit per stream chunk" in inline_store(stream=True).limit_name
     assert inline_store(stream=True).budget < inline_store(stream=False).budget
+
+
+async def test_each_progress_update_lists_the_outputs_stored_so_far(bucketless: WorkerRuntime) -> None:
+    # /status shows only the latest update in result mode: a poller must still learn of every output.
+    sent: list[dict[str, Any]] = []
+    handler = make_handler(bucketless, progress=lambda job, event: sent.append(event))
+    payload = await handler({"id": "inline-4", "input": {"workflow": mixed_graph("inline4")}})
+    listed = [len(e.get("outputs_ready", [])) for e in sent]
+    assert listed == sorted(listed)  # it only grows
+    last = sent[-1]["outputs_ready"]
+    assert sorted((o["node_id"], o.get("filename")) for o in last) == sorted(
+        (o["node_id"], o.get("filename")) for o in payload["outputs"]
+    )
+    assert all("base64" not in o for e in sent for o in e.get("outputs_ready", []))  # the result carries it
