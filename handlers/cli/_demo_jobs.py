@@ -161,29 +161,38 @@ async def _via_queue(
                     break
                 await _show_stream(api, record, bars, job.key)
             else:
-                bars.update(job.key, ProgressView(0.0, status="waiting for on_queue"))
+                bars.update(job.key, ProgressView(0.0, status="in queue"))
             await asyncio.sleep(_POLL_S)
     outputs = [dict(o) for o in record.get("outputs") or [] if isinstance(o, Mapping)]
     return record, outputs
 
 
 async def _show_stream(api: RunPodCli, record: Mapping[str, Any], bars: JobBars, key: str) -> None:
+    """The job's live progress: what a streaming worker streamed, else (result mode) the latest update in RunPod's
+    ``/status``, else the record's own."""
     progress = record.get("progress")
     if isinstance(progress, Mapping):
         bars.update(key, ProgressView(float(progress.get("percent", 0.0)), progress.get("node_title")))
     runpod_id = record.get("runpod_id")
     if not isinstance(runpod_id, str):
-        bars.update(key, ProgressView(0.0, status=str(record.get("state", "")).lower()))
+        bars.update(key, ProgressView(0.0, status=state_word(str(record.get("state", "")))))
         return
     try:
         answer = await api.stream(runpod_id)
+        events = [c.get("output") for c in answer.get("stream") or [] if isinstance(c, Mapping)]
+        if not events:
+            status = await api.status(runpod_id)
+            events = [status.get("output")] if status.get("status") == "IN_PROGRESS" else []
     except RunPodApiError:
         return
-    for chunk in answer.get("stream") or []:
-        event = chunk.get("output") if isinstance(chunk, Mapping) else None
+    for event in events:
         if isinstance(event, Mapping) and event.get("type") == "progress":
             view = ProgressView(
-                float(event.get("percent", 0.0)), event.get("node_title"), event.get("step"), event.get("step_max")
+                float(event.get("percent", 0.0)),
+                event.get("node_title"),
+                event.get("step"),
+                event.get("step_max"),
+                eta_ms=event.get("eta_ms"),
             )
             bars.update(key, view)
 
