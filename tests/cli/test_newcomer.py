@@ -167,3 +167,5 @@ def test_a_job_that_ends_badly_is_said_once(run_cli: CliRunner, local_stack: Pat
     text = worker_log.read_text()
     assert '"level": "DEBUG"' not in text and "job-take" not in text  # the SDK's polling stays out of it
     assert "HTTP Request:" not in text
+    moto_log = (worker_log.parent / "moto.log").read_text()
+    assert "HTTP/1.1" not in moto_log  # no line per SQS poll or DynamoDB read

@@ -206,7 +206,8 @@ class LocalStack:
         return child
 
     def _start_moto(self, port: int, env: dict[str, str]) -> None:
-        self._spawn("moto", _python("-m", "moto.server", "-H", self.config.host, "-p", str(port)), env)
+        argv = _python("-m", "handlers.local.stack", "moto", "--host", self.config.host, "--port", str(port))
+        self._spawn("moto", argv, env)
 
     def _start_runpod(self, port: int, env: dict[str, str]) -> None:
         cfg = self.config
