@@ -90,7 +90,7 @@ class UploadFailed(StorageError):
 class OutputTooLarge(StorageError):
     """Outputs returned inline (no bucket) would not fit in RunPod's payload limit."""
 
-    code: ClassVar[str] = "output_too_large"
+    code: ClassVar[ErrorCode] = ErrorCode.OUTPUT_TOO_LARGE
 
 
 @dataclass(frozen=True, slots=True)

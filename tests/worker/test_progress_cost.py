@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.worker._comfy_protocol import GraphInfo, ProgressUpdate, PromptFollower
 from handlers.worker._progress_cost import CostModel, default_cost
+from handlers.worker.comfy import GraphInfo, ProgressUpdate, PromptFollower
 
 PROMPT = "p-1"
 
