@@ -27,10 +27,20 @@ from handlers.cli import (
 __all__ = ["build_parser", "main"]
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("comfy-relay")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="comfy-relay", description="Serverless ComfyUI generation: worker, dispatch and local stack."
     )
+    parser.add_argument("--version", action="version", version=f"comfy-relay {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     emulate = commands.add_parser("emulate", help="serve a faithful emulator of ComfyUI or RunPod on loopback")
     services = emulate.add_subparsers(dest="service", required=True, metavar="SERVICE")

@@ -42,6 +42,8 @@ class ProgressView:
     step: float | None = None
     steps: float | None = None
     status: str | None = None
+    #: The worker's estimate of the time left (progress is weighted by expected cost, so it moves evenly).
+    eta_ms: float | None = None
 
     def detail(self) -> str:
         parts = []
@@ -51,24 +53,36 @@ class ProgressView:
             parts.append(self.node_title)
         if self.step is not None and self.steps:
             parts.append(f"step {int(self.step)}/{int(self.steps)}")
+        if self.eta_ms is not None and self.eta_ms > 0:
+            parts.append(f"about {max(1, round(self.eta_ms / 1000))}s left")
         return " - ".join(parts)
 
 
 class JobBars:
-    """``with JobBars(console) as bars: bars.add(key, label); bars.update(key, view); bars.finish(key, ok)``."""
+    """``with JobBars(console) as bars: bars.add(key, label); bars.update(key, view); bars.finish(key, ok, word)``."""
 
     def __init__(self, out: Console) -> None:
+        from rich.console import RenderableType  # noqa: PLC0415
         from rich.progress import (  # noqa: PLC0415
             BarColumn,
             Progress,
             SpinnerColumn,
+            Task,
             TaskProgressColumn,
             TextColumn,
             TimeElapsedColumn,
         )
+        from rich.text import Text  # noqa: PLC0415
+
+        class StateSpinner(SpinnerColumn):
+            """The spinner while a job runs; a mark (✓ ✗) once it ended, whichever way."""
+
+            def render(self, task: Task) -> RenderableType:
+                mark = task.fields.get("mark")
+                return Text.from_markup(mark) if mark else super().render(task)
 
         self._progress: Progress = Progress(
-            SpinnerColumn(),
+            StateSpinner(),
             TextColumn("[bold]{task.description}", justify="left"),
             BarColumn(bar_width=30),
             TaskProgressColumn(),
@@ -81,7 +95,7 @@ class JobBars:
         self._labels: dict[str, str] = {}
 
     def add(self, key: str, label: str) -> None:
-        self._tasks[key] = self._progress.add_task(_escape(label), total=100.0, detail="queued")
+        self._tasks[key] = self._progress.add_task(_escape(label), total=100.0, detail="in queue", mark="")
         self._labels[key] = label
 
     def label(self, key: str) -> str:
@@ -95,13 +109,17 @@ class JobBars:
         """A line printed above the bars (they keep redrawing below it)."""
         self._progress.console.print(message, markup=False, highlight=False)
 
-    def finish(self, key: str, ok: bool, detail: str = "") -> None:
-        mark = "[green]done[/]" if ok else "[red]failed[/]"
+    def finish(self, key: str, ok: bool, word: str, note: str = "") -> None:
+        """End the bar: ``word`` says how the job ended ("done", "failed", "cancelled"), once; ``note`` adds a
+        detail ("3 outputs")."""
         task = self._tasks[key]
+        style = "green" if ok else "red"
+        detail = f"[{style}]{_escape(word)}[/]" + (f" - {_escape(note)}" if note else "")
+        mark = "[green]✓[/]" if ok else "[red]✗[/]"
         if ok:
-            self._progress.update(task, completed=100.0, detail=f"{mark} {_escape(detail)}".strip())
+            self._progress.update(task, completed=100.0, detail=detail, mark=mark)
         else:
-            self._progress.update(task, detail=f"{mark} {_escape(detail)}".strip())
+            self._progress.update(task, detail=detail, mark=mark)
         self._progress.stop_task(task)
 
     def __enter__(self) -> JobBars:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from handlers.cli._console import console, error_console
+from handlers.cli._state_dir import add_state_dir_argument, state_dir
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -32,7 +33,7 @@ def register(commands: Any) -> None:
         "progress bar per job, save the outputs, and exit 0 only if every job succeeded.",
     )
     parser.add_argument("--out", type=Path, default=Path("comfy-relay-demo"), help="where outputs are saved")
-    parser.add_argument("--state-dir", type=Path, default=None, help="stack state folder (default: .comfy-relay/)")
+    add_state_dir_argument(parser)
     parser.add_argument(
         "--port-base", type=int, default=None, help="first port of a new stack (default 8480; 0: free ports)"
     )
@@ -42,23 +43,23 @@ def register(commands: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from handlers.cli._local import stack_config, terminate_on_sigterm  # noqa: PLC0415
-    from handlers.local.stack import LocalStack, StackError, default_state_dir, read_state  # noqa: PLC0415
+    from handlers.local.stack import LocalStack, StackError, read_state  # noqa: PLC0415
 
     out = console()
-    state_dir = (args.state_dir or default_state_dir()).resolve()
-    info = None if args.fresh else read_state(state_dir)
+    folder = state_dir(args)
+    info = None if args.fresh else read_state(folder)
     port_base = args.port_base
     if args.fresh:
         # Beside a running stack, not over it: its own state folder, and free ports unless told otherwise.
-        state_dir = state_dir / f"fresh-{os.getpid()}"
+        folder = folder / f"fresh-{os.getpid()}"
         port_base = 0 if port_base is None else port_base
     stack: LocalStack | None = None
     with terminate_on_sigterm():
         try:
             if info is not None:
-                out.print(f"Reusing the local stack started by pid {info.supervisor_pid} ({state_dir})")
+                out.print(f"Reusing the local stack started by pid {info.supervisor_pid} ({folder})")
             else:
-                config = stack_config(state_dir=state_dir, port_base=port_base)
+                config = stack_config(state_dir=folder, port_base=port_base)
                 stack = LocalStack(config)
                 with out.status("Starting the local stack..."):
                     info = stack.start()

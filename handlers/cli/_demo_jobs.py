@@ -22,6 +22,7 @@ from handlers.cli._follow import (
     print_job_error,
     print_record,
     result_outputs,
+    state_word,
 )
 from handlers.cli._runpod_client import EndpointTarget, RunPodApiError, RunPodCli
 
@@ -160,29 +161,38 @@ async def _via_queue(
                     break
                 await _show_stream(api, record, bars, job.key)
             else:
-                bars.update(job.key, ProgressView(0.0, status="waiting for on_queue"))
+                bars.update(job.key, ProgressView(0.0, status="in queue"))
             await asyncio.sleep(_POLL_S)
     outputs = [dict(o) for o in record.get("outputs") or [] if isinstance(o, Mapping)]
     return record, outputs
 
 
 async def _show_stream(api: RunPodCli, record: Mapping[str, Any], bars: JobBars, key: str) -> None:
+    """The job's live progress: what a streaming worker streamed, else (result mode) the latest update in RunPod's
+    ``/status``, else the record's own."""
     progress = record.get("progress")
     if isinstance(progress, Mapping):
         bars.update(key, ProgressView(float(progress.get("percent", 0.0)), progress.get("node_title")))
     runpod_id = record.get("runpod_id")
     if not isinstance(runpod_id, str):
-        bars.update(key, ProgressView(0.0, status=str(record.get("state", "")).lower()))
+        bars.update(key, ProgressView(0.0, status=state_word(str(record.get("state", "")))))
         return
     try:
         answer = await api.stream(runpod_id)
+        events = [c.get("output") for c in answer.get("stream") or [] if isinstance(c, Mapping)]
+        if not events:
+            status = await api.status(runpod_id)
+            events = [status.get("output")] if status.get("status") == "IN_PROGRESS" else []
     except RunPodApiError:
         return
-    for chunk in answer.get("stream") or []:
-        event = chunk.get("output") if isinstance(chunk, Mapping) else None
+    for event in events:
         if isinstance(event, Mapping) and event.get("type") == "progress":
             view = ProgressView(
-                float(event.get("percent", 0.0)), event.get("node_title"), event.get("step"), event.get("step_max")
+                float(event.get("percent", 0.0)),
+                event.get("node_title"),
+                event.get("step"),
+                event.get("step_max"),
+                eta_ms=event.get("eta_ms"),
             )
             bars.update(key, view)
 
@@ -216,17 +226,18 @@ async def _one(
             succeeded = record.get("state") == "SUCCEEDED"
     except RunPodApiError as exc:
         outcome.error = str(exc)
-        bars.finish(job.key, False, "error")
+        bars.finish(job.key, False, "failed", "endpoint error")
         return outcome, []
     outcome.record = record
     if not succeeded:
         error = record.get("error") if job.via == "sqs" else job_error_from_status(record)
         outcome.error = f"{error.get('code')}: {error.get('message')}" if isinstance(error, Mapping) else str(error)
-        bars.finish(job.key, False, str(record.get("status") or record.get("state")).lower())
+        bars.finish(job.key, False, state_word(str(record.get("status") or record.get("state"))))
         return outcome, outputs
     s3 = await _aws_client(info, "s3")
     missing = await _check_in_s3(s3, outputs)
-    outcome.files = await download_outputs(outputs, out_dir / job.key, s3_client=s3)
+    job_id = str(record.get("id") or record.get("job_id") or "")
+    outcome.files = await download_outputs(outputs, out_dir / job.key, job_id=job_id or None, s3_client=s3)
     if not outputs:
         outcome.error = "the job succeeded but reported no outputs"
     elif missing:
@@ -234,7 +245,8 @@ async def _one(
     elif len(outcome.files) != len(outputs):
         outcome.error = f"saved {len(outcome.files)} of {len(outputs)} outputs"
     outcome.ok = outcome.error is None
-    bars.finish(job.key, outcome.ok, f"{len(outputs)} output(s)")
+    count = f"{len(outputs)} output" + ("" if len(outputs) == 1 else "s")
+    bars.finish(job.key, outcome.ok, "done" if outcome.ok else "failed", count)
     return outcome, outputs
 
 

@@ -30,7 +30,11 @@ def register(services: Any) -> None:
         help="emulate ComfyUI 0.3.64 (HTTP + WebSocket, CPU nodes)",
         description="Serve a ComfyUI emulator. Prints 'ComfyUI emulator listening on <url>' once ready.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)",
+    )
     parser.add_argument("--port", type=int, required=True, help="0 picks a free port")
     parser.add_argument(
         "--models", type=Path, default=None, help="models folder: <folder>/<file> (default: DATA/models)"

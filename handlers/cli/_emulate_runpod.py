@@ -10,12 +10,16 @@ from typing import Any
 def register(services: Any) -> None:
     parser: argparse.ArgumentParser = services.add_parser(
         "runpod",
-        help="emulate runpod",
+        help="emulate RunPod serverless (the /v2 API and the worker protocol the runpod SDK speaks)",
         description="Serve RunPod's public /v2 API and the worker protocol of the runpod SDK on one port. "
         "Prints the environment a worker needs (export lines) once listening.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)",
+    )
+    parser.add_argument("--port", type=int, required=True, help="0 picks a free port")
     parser.add_argument("--endpoint-id", default="local-endpoint", help="the {endpoint_id} of /v2/{endpoint_id}/")
     parser.add_argument("--api-key", default="local-api-key", help="key callers send as 'Authorization: Bearer'")
     parser.add_argument("--worker-key", default="local-worker-key", help="key workers send (RUNPOD_AI_API_KEY)")

@@ -25,14 +25,22 @@ from handlers.contract import ErrorCode, JobError, RunPodJobStatus
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from handlers.cli._lookup import JobView
+
 __all__ = [
     "FollowResult",
+    "OutputsExist",
     "download_outputs",
     "follow_job",
     "job_error_from_status",
+    "output_paths",
     "print_job_error",
+    "print_outputs",
     "print_record",
+    "print_view",
+    "progress_text",
     "result_outputs",
+    "state_word",
 ]
 
 
@@ -44,6 +52,9 @@ class FollowResult:
     progress_events: int = 0
     #: A structured error the worker streamed (RunPod's final status keeps only the error string of a stream).
     streamed_error: dict[str, Any] | None = None
+    #: Chunks /stream gave (none: a result-mode worker, whose progress is in /status).
+    stream_chunks: int = 0
+    last_status_output: dict[str, Any] | None = None
 
     def job_error(self) -> dict[str, Any]:
         return self.streamed_error or job_error_from_status(self.status)
@@ -65,6 +76,7 @@ def _view(event: Mapping[str, Any], status: str | None = None) -> ProgressView:
         step=event.get("step"),
         steps=event.get("step_max"),
         status=status,
+        eta_ms=event.get("eta_ms") if isinstance(event.get("eta_ms"), int | float) else None,
     )
 
 
@@ -97,10 +109,12 @@ async def follow_job(
                     continue
                 raise
             state = str(answer.get("status", "IN_QUEUE"))
-            for chunk in _chunks(answer):
+            chunks = _chunks(answer)
+            result.stream_chunks += len(chunks)
+            for chunk in chunks:
                 _note_chunk(result, chunk, bars, key, state)
-            if state == "IN_PROGRESS" and result.progress_events == 0:
-                # Nothing streamed (yet): a handler in result mode reports progress through /status instead.
+            if state == "IN_PROGRESS" and result.stream_chunks == 0:
+                # Nothing streamed: a handler in result mode (the default) reports through /status instead.
                 await _status_progress(api, job_id, result, bars, key)
         else:
             state = await _status_progress(api, job_id, result, bars, key)
@@ -108,6 +122,9 @@ async def follow_job(
             bars.update(key, ProgressView(0.0, status="in queue"))
         if state in TERMINAL_STATUSES:
             result.status = await api.status(job_id)
+            if result.stream_chunks == 0 and result.ok:
+                # Result mode: an output stored in the last moments may have ended with the job, between polls.
+                _announce_outputs(result, result_outputs(result.status), bars, key, state)
             return result
         if loop.time() >= deadline:
             result.status = await api.status(job_id)
@@ -123,9 +140,30 @@ async def _status_progress(
     answer = await api.status(job_id)
     state = str(answer.get("status", "IN_QUEUE"))
     output = answer.get("output")
-    if state == "IN_PROGRESS" and isinstance(output, Mapping) and "percent" in output:
-        _note_chunk(result, output, bars, key, state)
+    if state == "IN_PROGRESS" and isinstance(output, Mapping) and output != result.last_status_output:
+        # Each poll sees only the latest update (the same one twice is one event); every update lists the outputs
+        # stored so far, so none is missed between polls.
+        result.last_status_output = dict(output)
+        ready = output.get("outputs_ready")
+        _announce_outputs(result, ready if isinstance(ready, list) else [], bars, key, state)
+        if output.get("type") != "output":
+            _note_chunk(result, output, bars, key, state)
     return state
+
+
+def _announce_outputs(
+    result: FollowResult, items: list[Any], bars: JobBars | None, key: str | None, state: str
+) -> None:
+    """Note each output not noted yet (by node, file and location)."""
+
+    def identity(item: Mapping[str, Any]) -> tuple[Any, ...]:
+        return item.get("node_id"), item.get("filename"), item.get("s3_uri")
+
+    known = {identity(o) for o in result.streamed_outputs}
+    for item in items:
+        if isinstance(item, Mapping) and identity(item) not in known:
+            known.add(identity(item))
+            _note_chunk(result, {"type": "output", "output": item}, bars, key, state)
 
 
 def _note_chunk(result: FollowResult, chunk: Any, bars: JobBars | None, key: str | None, state: str) -> None:
@@ -160,23 +198,32 @@ def result_outputs(status: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [o.model_dump(mode="json", exclude_none=True) for o in parsed.outputs()] if parsed is not None else []
 
 
+#: What an end state means when RunPod gives no reason.
+_PLAIN_END = {"CANCELLED": "the job was cancelled", "TIMED_OUT": "the job ran out of time"}
+
+
 def job_error_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
     """The structured error of a failed job, read by the contract's ``RunPodJobStatus.error()``."""
     parsed = _status_model(status)
     error = parsed.error() if parsed is not None else None
     if error is None:
         state = str(status.get("status", "failed"))
-        error = JobError(code=ErrorCode.INTERNAL, message=f"job ended {state}")
+        error = JobError(
+            code=ErrorCode.INTERNAL, message=_PLAIN_END.get(state, f"RunPod reports {state} and gave no reason")
+        )
     details: dict[str, Any] = error.to_runpod()["details"]
     return details
 
 
 def print_job_error(out: Console, error: Mapping[str, Any], prefix: str = "error") -> None:
-    """``error: <code>: <message>`` then one line per problem, failing node input, or the node that raised."""
-    out.print(f"{prefix}: {error.get('code')}: {error.get('message')}", style="bold red", markup=False, highlight=False)
+    """``<prefix>: <code>: <message>``, or, when the error lists its problems, failing node inputs or the node that
+    raised, ``<prefix>: <code>:`` and one line for each (the message only summarises them: said once, not twice).
+    A code that only repeats the prefix ("job cancelled: cancelled: ...") is left out."""
+    code = str(error.get("code"))
+    lines: list[str] = []
     for problem in error.get("problems") or []:
         if isinstance(problem, Mapping):
-            out.print(f"  {problem.get('path')}: {problem.get('message')}", markup=False)
+            lines.append(f"  {problem.get('path')}: {problem.get('message')}")
     for node in error.get("node_errors") or []:
         if isinstance(node, Mapping):
             where = f"node {node.get('node_id')}"
@@ -184,14 +231,19 @@ def print_job_error(out: Console, error: Mapping[str, Any], prefix: str = "error
                 where += f" ({node['class_type']})"
             if node.get("input"):
                 where += f" input {node['input']}"
-            out.print(f"  {where}: {node.get('type')}: {node.get('message')}", markup=False)
+            lines.append(f"  {where}: {node.get('type')}: {node.get('message')}")
     execution = error.get("execution")
     if isinstance(execution, Mapping):
         where = f"node {execution.get('node_id')}"
         if execution.get("node_type"):
             where += f" ({execution['node_type']})"
         raised = execution.get("exception_type") or "an exception"
-        out.print(f"  {where} raised {raised}: {execution.get('exception_message', '').strip()}", markup=False)
+        lines.append(f"  {where} raised {raised}: {str(execution.get('exception_message', '')).strip()}")
+    head = prefix if code == prefix.removeprefix("job ").replace(" ", "_") else f"{prefix}: {code}"
+    head += ":" if lines else f": {error.get('message')}"
+    out.print(head, style="bold red", markup=False, highlight=False)
+    for line in lines:
+        out.print(line, markup=False)
     if error.get("retryable"):
         out.print("  (retryable: a retry may succeed)", markup=False)
 
@@ -204,21 +256,56 @@ def _filename(item: Mapping[str, Any], index: int) -> str:
     return f"output-{item.get('node_id', 'node')}-{index}{suffix}"
 
 
+class OutputsExist(FileExistsError):
+    """Saving would overwrite files; nothing was written. ``paths`` lists them."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        shown = ", ".join(str(p) for p in paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        super().__init__(f"would overwrite {shown}: choose another folder, or pass --force")
+        self.paths = paths
+
+
+def output_paths(outputs: list[dict[str, Any]], dest: Path, job_id: str | None = None) -> list[Path]:
+    """Where each output is saved: ``<job id>_<file name>`` (ComfyUI numbers files per run, so two runs of a template
+    both make ``sdxl-basic_00001_.png``; the job id keeps them apart), unique within the job."""
+    paths: list[Path] = []
+    taken: set[str] = set()
+    for index, item in enumerate(outputs):
+        name = _filename(item, index)
+        if job_id:
+            name = f"{job_id}_{name}"
+        stem, dot, ext = name.rpartition(".")
+        candidate, n = name, 1
+        while candidate in taken:
+            candidate = f"{stem}-{n}.{ext}" if dot and stem else f"{name}-{n}"
+            n += 1
+        taken.add(candidate)
+        paths.append(dest / candidate)
+    return paths
+
+
 async def download_outputs(
     outputs: list[dict[str, Any]],
     dest: Path,
     *,
+    job_id: str | None = None,
+    force: bool = False,
     s3_client: Any = None,
     trust_env: bool = True,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> list[Path]:
-    """Save each output under ``dest``: inline base64 first, then the presigned URL, then ``s3_uri`` via
-    ``s3_client``; text outputs as ``.txt`` files."""
+    """Save each output under ``dest`` (named by :func:`output_paths`): inline base64 first, then the presigned URL,
+    then ``s3_uri`` via ``s3_client``; text outputs as ``.txt`` files. An existing file is never overwritten unless
+    ``force``: :class:`OutputsExist` is raised before anything is written."""
     await asyncio.to_thread(dest.mkdir, parents=True, exist_ok=True)
+    paths = output_paths(outputs, dest, job_id)
+    if not force:
+        existing = [p for p in paths if await asyncio.to_thread(p.exists)]
+        if existing:
+            raise OutputsExist(existing)
     saved: list[Path] = []
     async with httpx.AsyncClient(transport=transport, timeout=60.0, trust_env=trust_env, follow_redirects=True) as http:
-        for index, item in enumerate(outputs):
-            path = dest / _filename(item, index)
+        for item, path in zip(outputs, paths, strict=True):
             data: bytes | None = None
             if isinstance(item.get("base64"), str):
                 data = base64.b64decode(item["base64"])
@@ -251,6 +338,11 @@ def print_record(out: Console, status: Mapping[str, Any], outputs: list[dict[str
     out.print(
         f"job {status.get('id')}: {status.get('status')}{worker} ({', '.join(times) or 'no timings'})", markup=False
     )
+    print_outputs(out, outputs)
+
+
+def print_outputs(out: Console, outputs: list[dict[str, Any]]) -> None:
+    """A line per output (node, file, kind, size, where it is) and its link on the next line."""
     for item in outputs:
         title = item.get("node_title") or item.get("node_id")
         size = f"{item['bytes']} bytes" if isinstance(item.get("bytes"), int) else ""
@@ -260,3 +352,73 @@ def print_record(out: Console, status: Mapping[str, Any], outputs: list[dict[str
         out.print(f"  [{title}] {item.get('filename') or ''} ({details}) {where}", markup=False)
         if item.get("url"):
             out.print(f"      {item['url']}", markup=False, soft_wrap=True)
+        qa = item.get("qa")
+        if isinstance(qa, Mapping):
+            out.print(f"      QA: {_qa_text(qa)}", markup=False)
+
+
+def _qa_text(qa: Mapping[str, Any]) -> str:
+    verdict = qa.get("verdict")
+    scores = qa.get("scores")
+    shown = ", ".join(f"{k} {v}" for k, v in scores.items()) if isinstance(scores, Mapping) else ""
+    return " - ".join(str(p) for p in (verdict, shown) if p) or "recorded"
+
+
+def progress_text(progress: Mapping[str, Any] | None) -> str:
+    """``45.0% KSampler step 9/20``, or ``""``."""
+    if not isinstance(progress, Mapping):
+        return ""
+    percent = progress.get("percent")
+    text = f"{float(percent):.1f}%" if isinstance(percent, int | float) else ""
+    if progress.get("node_title"):
+        text += f" {progress['node_title']}"
+    if progress.get("step") is not None and progress.get("step_max"):
+        text += f" step {progress['step']}/{progress['step_max']}"
+    return text.strip()
+
+
+def print_view(out: Console, err: Console, view: JobView) -> None:
+    """A job as ``status`` shows it: its ids, state, progress, outputs with links, QA, and its error."""
+    ids = view.job_id or view.runpod_id or "?"
+    if view.job_id and view.runpod_id and view.runpod_id != view.job_id:
+        ids += f" (RunPod job {view.runpod_id})"
+    facts = []
+    record = view.record or {}
+    if record.get("attempt"):
+        facts.append(f"attempt {record['attempt']}")
+    runpod = view.runpod or {}
+    for key, label in (("delayTime", "queued"), ("executionTime", "ran")):
+        value = runpod.get(key)
+        if isinstance(value, int | float):
+            facts.append(f"{label} {value / 1000:.1f}s")
+    if runpod.get("workerId"):
+        facts.append(f"on {runpod['workerId']}")
+    out.print(f"job {ids}: {view.state}" + (f" ({', '.join(facts)})" if facts else ""), markup=False)
+    if not view.ended and (shown := progress_text(view.progress)):
+        out.print(f"  progress {shown}", markup=False)
+    if isinstance(record.get("qa"), Mapping):
+        out.print(f"  QA: {_qa_text(record['qa'])}", markup=False)
+    print_outputs(out, view.outputs())
+    error = view.error()
+    if error is not None:
+        print_job_error(err, error, prefix=state_word(view.state))
+
+
+#: How each end state reads in a sentence or a bar ("failed", never "failed failed").
+_STATE_WORDS = {
+    "SUCCEEDED": "done",
+    "COMPLETED": "done",
+    "FAILED": "failed",
+    "CANCELLED": "cancelled",
+    "TIMED_OUT": "timed out",
+    "REJECTED": "rejected",
+    "IN_QUEUE": "in queue",
+    "ACCEPTED": "in queue",
+    "SUBMITTED": "in queue",
+    "IN_PROGRESS": "running",
+    "RUNNING": "running",
+}
+
+
+def state_word(state: str) -> str:
+    return _STATE_WORDS.get(state, state.lower().replace("_", " "))

@@ -26,6 +26,14 @@ __all__ = ["JobInputError", "build_job_input", "job_input_from_args", "parse_ass
 
 #: Types whose command-line text is the value itself (never read as JSON).
 _TEXT_TYPES = frozenset({"string", "choice", "image", "mask", "audio", "video"})
+_MEDIA_TYPES = frozenset({"image", "mask", "audio", "video"})
+
+
+def _is_media_source(value: str, cwd: Path) -> bool:
+    """A URL, an ``s3://`` URI, or a file that exists: something to send, not the name of a media item."""
+    if value.startswith(("http://", "https://", "s3://")):
+        return True
+    return (cwd / value).expanduser().is_file()
 
 
 class JobInputError(Exception):
@@ -150,6 +158,20 @@ def build_job_input(
                 document["character"] = character
             template = load_template(workflows_root or default_workflows_dir(), target, character=character)
             types = {p.name: p.type.value for p in template.manifest.params} if template.manifest else {}
+            for name, value in list(params.items()):
+                # `-p image=photo.png` (a path or URL given to a media parameter): the file becomes the media item
+                # named after the parameter, which fills it.
+                if types.get(name) not in _MEDIA_TYPES or value in media_names:
+                    continue
+                if _is_media_source(value, cwd):
+                    items.append(_media_item(name, value, cwd))
+                    media_names.append(name)
+                    del params[name]
+                else:  # the binder would say "names no media item": from a shell, a missing file is the likelier slip
+                    problem = f"no file {(cwd / value).expanduser()}, and no --media item named {value!r}"
+                    raise _invalid([Problem(path=f"input.params.{name}", message=problem)])
+
+            document["media"] = items
             bound = resolve_template(template, _typed_params(params, types), overrides_typed, media_names=media_names)
             # Send what the schema made of each given value (e.g. 20, not "20"), so the worker sees typed JSON.
             document["params"] = {k: bound.params.get(k, v) for k, v in _typed_params(params, types).items()}

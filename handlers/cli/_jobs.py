@@ -9,16 +9,17 @@ they all end (exit 0 only if they all succeeded); without, the most recently upd
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from handlers.cli._console import console, error_console
 from handlers.cli._run import job_input_arguments
+from handlers.cli._state_dir import add_state_dir_argument, no_stack_message, state_dir
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -27,6 +28,8 @@ __all__ = ["TERMINAL_RECORD_STATES", "record_row", "register"]
 
 TERMINAL_RECORD_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "REJECTED"})
 _WATCH_LIMIT = 20
+#: How long `jobs watch` (no ids, nothing open) looks for a job about to appear before it shows the table and exits.
+_NEW_JOB_GRACE_S = 3.0
 _STATE_STYLES = {"SUCCEEDED": "green", "FAILED": "red", "REJECTED": "red", "TIMED_OUT": "red", "CANCELLED": "yellow"}
 
 
@@ -36,27 +39,48 @@ class _Unconfigured(Exception):
 
 def _local_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local", action="store_true", help="use the local stack even if AWS variables are set")
-    parser.add_argument("--state-dir", type=Path, default=None, help="local stack state folder (default .comfy-relay/)")
+    add_state_dir_argument(parser)
 
 
 def register(commands: Any) -> None:
     enqueue: argparse.ArgumentParser = commands.add_parser(
         "enqueue",
         help="send a job to the dispatch queue (SQS)",
-        description="Send one job message to the job queue; on_queue validates it, records it and submits it.",
+        description="Send one job message to the job queue; on_queue validates it, records it and submits it. "
+        "Prints the job id that `status`, `cancel` and `jobs watch` take.",
+        epilog='example:\n  comfy-relay enqueue image/sdxl-basic -p prompt="a fox" --job-id order-1234 --wait',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     job_input_arguments(enqueue)
-    enqueue.add_argument("--job-id", help="idempotency key (default: derived from the SQS message id)")
-    enqueue.add_argument("--priority", choices=["low", "normal", "high"], default=None)
+    enqueue.add_argument(
+        "--job-id", help="the job's id and idempotency key: the same id never runs twice (default: the message id)"
+    )
+    enqueue.add_argument(
+        "--priority",
+        choices=["low", "normal", "high"],
+        default=None,
+        help="low: RunPod's lowPriority policy (the job yields to others on the endpoint); default normal",
+    )
     enqueue.add_argument("--queue-url", default=None, help="default: $RELAY_QUEUE_URL, else the local stack's")
-    enqueue.add_argument("--json", action="store_true")
+    enqueue.add_argument(
+        "--wait", action="store_true", help="follow the job's record with a progress bar until it ends"
+    )
+    enqueue.add_argument("--timeout", type=float, default=600.0, metavar="S", help="how long --wait waits (600)")
+    enqueue.add_argument("--json", action="store_true", help="print one JSON document on stdout, nothing else")
     _local_arguments(enqueue)
     enqueue.set_defaults(run=_enqueue)
 
     jobs = commands.add_parser("jobs", help="job records of the dispatch side (DynamoDB)")
     actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
-    watch = actions.add_parser("watch", help="follow job records live")
-    watch.add_argument("job_ids", nargs="*", metavar="JOB", help="jobs to follow until they end (default: recent)")
+    watch = actions.add_parser(
+        "watch",
+        help="follow job records live",
+        description="Follow job records in a live table. Given JOBs: until they all end (exit 0 only if all "
+        "succeeded). Without: the most recent jobs, until every job that was open while watching has ended "
+        "(--follow: until Ctrl-C).",
+    )
+    watch.add_argument("job_ids", nargs="*", metavar="JOB", help="queue job ids to follow until they end")
+    watch.add_argument("--follow", action="store_true", help="without JOB: keep watching until Ctrl-C or --timeout")
     watch.add_argument("--table", default=None, help="default: $RELAY_JOBS_TABLE, else the local stack's")
     watch.add_argument("--interval", type=float, default=0.5, metavar="S", help="seconds between reads (0.5)")
     watch.add_argument("--timeout", type=float, default=600.0, metavar="S", help="give up after (600)")
@@ -70,17 +94,16 @@ def _aws(args: argparse.Namespace, service: Literal["sqs", "dynamodb"], setting:
     """A boto3 client and the named setting (queue URL or table): from the flags and environment, else from the
     local stack (whose moto endpoint and credentials are used)."""
     from handlers.cli._aws import stack_client  # noqa: PLC0415
-    from handlers.local.stack import default_state_dir, read_state  # noqa: PLC0415
+    from handlers.local.stack import read_state  # noqa: PLC0415
 
     explicit = getattr(args, "queue_url" if setting == "RELAY_QUEUE_URL" else "table", None)
     if not args.local and (explicit or os.environ.get(setting)):
         return stack_client({}, service), explicit or os.environ[setting]
-    state_dir = (args.state_dir or default_state_dir()).resolve()
-    info = read_state(state_dir)
+    info = read_state(state_dir(args))
     if info is None:
         raise _Unconfigured(
-            f"set {setting} (and the AWS variables), or start the local stack with `comfy-relay local up` "
-            f"(no stack in {state_dir})"
+            f"{no_stack_message(args)}: set {setting} (and the AWS variables), "
+            "or start the local stack with `comfy-relay local up`"
         )
     env = info.client_env
     if setting not in env:
@@ -93,7 +116,7 @@ def _enqueue(args: argparse.Namespace) -> int:
 
     from handlers.cli._follow import print_job_error  # noqa: PLC0415
     from handlers.cli._job_input import JobInputError, job_input_from_args  # noqa: PLC0415
-    from handlers.contract import JobError, QueueMessage, validation_problems  # noqa: PLC0415
+    from handlers.contract import JobError, QueueMessage, derive_job_id, validation_problems  # noqa: PLC0415
 
     err = error_console()
     try:
@@ -119,12 +142,19 @@ def _enqueue(args: argparse.Namespace) -> int:
     except Exception as exc:  # botocore's errors (no credentials, unknown queue, network): one line, no traceback
         err.print(f"comfy-relay enqueue: sending to the queue failed: {exc}", markup=False)
         return 1
-    answer = {"message_id": sent["MessageId"], "job_id": args.job_id, "queue_url": queue_url}
+    job_id = args.job_id or derive_job_id(sent["MessageId"])
+    if args.wait:
+        from handlers.cli._run import wait_for_job  # noqa: PLC0415
+
+        if not args.json:
+            console().print(f"enqueued job {job_id} on {queue_url}", markup=False)
+        return asyncio.run(wait_for_job(args, job_id, label=args.target))
+    answer = {"job_id": job_id, "message_id": sent["MessageId"], "queue_url": queue_url}
     if args.json:
         sys.stdout.write(json.dumps(answer) + "\n")
     else:
-        who = f"job {args.job_id}" if args.job_id else "job (id derived from the message id)"
-        console().print(f"enqueued {who}: message {sent['MessageId']} on {queue_url}", markup=False)
+        console().print(f"enqueued job {job_id} on {queue_url}", markup=False)
+        console().print(f"follow it with `comfy-relay status {job_id} --wait`", markup=False)
     return 0
 
 
@@ -197,8 +227,21 @@ def _watch(args: argparse.Namespace) -> int:
         err.print(f"comfy-relay jobs watch: reading table {table} failed: {exc}", markup=False)
         return 1
 
+    seen_open: set[str] = set()
+    started = time.monotonic()
+
     def finished(current: list[dict[str, Any]]) -> bool:
-        return bool(args.job_ids) and all(r.get("state") in TERMINAL_RECORD_STATES for r in current)
+        if args.job_ids:
+            return all(r.get("state") in TERMINAL_RECORD_STATES for r in current)
+        if args.follow:
+            return False
+        # Without ids: until every job seen open while watching has ended. With none open, a short look for one
+        # that is about to appear (an `enqueue` just sent, not yet read from the queue), then the table as it is.
+        states = {str(r.get("job_id")): r.get("state") for r in current}
+        seen_open.update(job for job, state in states.items() if state not in TERMINAL_RECORD_STATES)
+        if not seen_open:
+            return time.monotonic() - started >= _NEW_JOB_GRACE_S
+        return all(states.get(job, "SUCCEEDED") in TERMINAL_RECORD_STATES for job in seen_open)
 
     def outcome(current: list[dict[str, Any]]) -> int:
         if args.job_ids and not all(r.get("state") == "SUCCEEDED" for r in current):

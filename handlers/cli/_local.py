@@ -15,6 +15,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from handlers.cli._console import console, error_console
+from handlers.cli._state_dir import add_state_dir_argument, no_stack_message, state_dir
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -45,26 +46,33 @@ def register(commands: Any) -> None:
     )
     _stack_arguments(up)
     up.add_argument("--workers", type=_positive_int, default=1, help="worker processes (default 1)")
+    up.add_argument(
+        "--stream",
+        action="store_true",
+        help="run the workers in streaming mode (RELAY_STREAM=1); default: result mode, as a default deployment",
+    )
     up.add_argument("--json", action="store_true", help="print the stack description as JSON once it is up")
     up.set_defaults(run=_up)
     status = actions.add_parser("status", help="show the running stack (endpoints, pids, environment)")
-    status.add_argument("--state-dir", type=Path, default=None, help="stack state folder (default: .comfy-relay/)")
+    add_state_dir_argument(status)
     status.add_argument("--json", action="store_true")
     status.set_defaults(run=_status)
     down = actions.add_parser("down", help="stop the stack started by `local up` (sends it SIGTERM)")
-    down.add_argument("--state-dir", type=Path, default=None, help="stack state folder (default: .comfy-relay/)")
+    add_state_dir_argument(down)
     down.set_defaults(run=_down)
     env = actions.add_parser("env", help="print `export` lines for a client of the running stack")
-    env.add_argument("--state-dir", type=Path, default=None, help="stack state folder (default: .comfy-relay/)")
+    add_state_dir_argument(env)
     env.set_defaults(run=_env)
 
 
 def _stack_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state-dir", type=Path, default=None, help="state, logs and data (default: .comfy-relay/)")
+    add_state_dir_argument(parser, "state, logs and data")
     parser.add_argument(
         "--port-base", type=int, default=None, help="first of four consecutive ports (default 8480; 0: free ports)"
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address every part listens on")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address every part listens on (default 127.0.0.1: this machine only)"
+    )
     parser.add_argument(
         "--ready-timeout", type=float, default=30.0, metavar="S", help="how long each part may take to start (30)"
     )
@@ -76,6 +84,7 @@ def stack_config(
     port_base: int | None = None,
     host: str = "127.0.0.1",
     workers: int = 1,
+    stream: bool = False,
     ready_timeout_s: float = 30.0,
 ) -> StackConfig:
     """The stack's settings from the command line and the environment (``COMFYUI_URL`` selects a real ComfyUI)."""
@@ -90,6 +99,7 @@ def stack_config(
         host=host,
         port_base=DEFAULT_PORT_BASE if port_base is None else port_base,
         workers=workers,
+        stream=stream,
         comfyui_url=os.environ.get("COMFYUI_URL", "").strip() or None,
         comfyui_input_dir=folder("COMFYUI_INPUT_DIR"),
         comfyui_output_dir=folder("COMFYUI_OUTPUT_DIR"),
@@ -117,13 +127,6 @@ def terminate_on_sigterm() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _state_dir(args: argparse.Namespace) -> Path:
-    from handlers.local.stack import default_state_dir  # noqa: PLC0415
-
-    path: Path = (args.state_dir or default_state_dir()).resolve()
-    return path
-
-
 def print_stack(out: Console, info: StackInfo) -> None:
     from handlers.local.runpod import export_lines  # noqa: PLC0415
 
@@ -144,20 +147,21 @@ def _up(args: argparse.Namespace) -> int:
     from handlers.local.stack import LocalStack, StackError, read_state  # noqa: PLC0415
 
     out = console()
-    state_dir = _state_dir(args)
-    running = read_state(state_dir)
+    folder = state_dir(args)
+    running = read_state(folder)
     if running is not None:
         error_console().print(
-            f"comfy-relay local up: a stack is already running (pid {running.supervisor_pid}, state in {state_dir}); "
+            f"comfy-relay local up: a stack is already running (pid {running.supervisor_pid}, state in {folder}); "
             "stop it with `comfy-relay local down` or use another --state-dir",
             markup=False,
         )
         return 1
     config = stack_config(
-        state_dir=state_dir,
+        state_dir=folder,
         port_base=args.port_base,
         host=args.host,
         workers=args.workers,
+        stream=args.stream,
         ready_timeout_s=args.ready_timeout,
     )
     stack = LocalStack(config)
@@ -199,9 +203,9 @@ def _up(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from handlers.local.stack import read_state  # noqa: PLC0415
 
-    info = read_state(_state_dir(args))
+    info = read_state(state_dir(args))
     if info is None:
-        error_console().print(f"no local stack is running (state folder {_state_dir(args)})", markup=False)
+        error_console().print(no_stack_message(args), markup=False)
         return 1
     if args.json:
         sys.stdout.write(info.to_json() + "\n")
@@ -214,9 +218,9 @@ def _env(args: argparse.Namespace) -> int:
     from handlers.local.runpod import export_lines  # noqa: PLC0415
     from handlers.local.stack import read_state  # noqa: PLC0415
 
-    info = read_state(_state_dir(args))
+    info = read_state(state_dir(args))
     if info is None:
-        error_console().print("no local stack is running; start one with `comfy-relay local up`", markup=False)
+        error_console().print(f"{no_stack_message(args)}; start one with `comfy-relay local up`", markup=False)
         return 1
     sys.stdout.write("\n".join(export_lines(info.client_env)) + "\n")
     return 0
@@ -225,15 +229,15 @@ def _env(args: argparse.Namespace) -> int:
 def _down(args: argparse.Namespace) -> int:
     from handlers.local.stack import STATE_FILE, pid_alive, read_state  # noqa: PLC0415
 
-    state_dir = _state_dir(args)
-    info = read_state(state_dir)
+    folder = state_dir(args)
+    info = read_state(folder)
     if info is None:
-        error_console().print(f"no local stack is running (state folder {state_dir})", markup=False)
+        error_console().print(no_stack_message(args), markup=False)
         return 1
     os.kill(info.supervisor_pid, signal.SIGTERM)
     # The supervisor removes its state file once every child is gone (its own pid may linger as a zombie until
     # its parent reaps it, so the file is the signal).
-    state_file = state_dir / STATE_FILE
+    state_file = folder / STATE_FILE
     waited = threading.Event()
     deadline = time.monotonic() + _DOWN_TIMEOUT_S
     while state_file.exists() and pid_alive(info.supervisor_pid) and time.monotonic() < deadline:

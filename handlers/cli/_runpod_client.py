@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.parse
 from collections.abc import Mapping
@@ -78,6 +79,13 @@ def _detail(response: httpx.Response) -> object:
         return response.text[:500]
 
 
+def _said(body: object) -> str:
+    """What an error body says, as text: its ``error`` (RunPod's shape), else its JSON, never a Python repr."""
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    return body if isinstance(body, str) else json.dumps(body)
+
+
 class RunPodCli:
     """``async with RunPodCli(target) as api: job_id = await api.run({...})``."""
 
@@ -100,9 +108,11 @@ class RunPodCli:
         if response.status_code >= 400:
             body = _detail(response)
             hint = " (check RUNPOD_API_KEY)" if response.status_code in (401, 403) else ""
-            raise RunPodApiError(
-                f"{method} {url}: HTTP {response.status_code}{hint}: {body}", response.status_code, body
-            )
+            if response.status_code == 404 and path.startswith(("status/", "cancel/", "stream/")):
+                message = f"RunPod endpoint {self.target.url} has no job {path.partition('/')[2]}"
+            else:
+                message = f"{method} {url}: HTTP {response.status_code}{hint}: {_said(body)}"
+            raise RunPodApiError(message, response.status_code, body)
         answer = _detail(response)
         if not isinstance(answer, dict):
             raise RunPodApiError(f"{method} {url}: expected a JSON object, got {answer!r}", response.status_code)

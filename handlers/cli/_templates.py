@@ -141,6 +141,8 @@ def _run_show(args: argparse.Namespace) -> int:
             facts.append("one of " + ", ".join(map(str, p["choices"])))
         line = f"  {p['name']}: " + ", ".join(f for f in facts if f)
         print(line + (f" - {p['description']}" if "description" in p else ""))
+    print("example:")
+    print(f"  {_example(info)}")
     print("models:" + ("" if info["models"] else " none"))
     for m in info["models"]:
         print(f"  models/{m['folder']}/{m['file']}  <- {m['url']}")
@@ -148,6 +150,30 @@ def _run_show(args: argparse.Namespace) -> int:
     for c in info["custom_nodes"]:
         print(f"  {c['repo']} @ {c['commit']}")
     return 0
+
+
+_MEDIA_EXAMPLES = {"image": "photo.png", "mask": "mask.png", "audio": "voice.wav", "video": "clip.mp4"}
+
+
+def _example(info: dict[str, Any]) -> str:
+    """A command line that runs the template: every required parameter given, media as a local file (a path or a
+    URL given to a media parameter is sent with the job)."""
+    parts = ["comfy-relay run", info["name"]]
+    if info["character"]:
+        parts.append(f"--character {info['character']}")
+    for p in info["params"]:
+        if not p["required"]:
+            continue
+        if p["type"] in _MEDIA_EXAMPLES:
+            value = _MEDIA_EXAMPLES[p["type"]]
+        elif p["type"] in ("int", "float", "seed"):
+            value = _number(p.get("min")) or "1"
+        elif "choices" in p:
+            value = str(p["choices"][0])
+        else:
+            value = '"..."'
+        parts.append(f"-p {p['name']}={value}")
+    return " ".join(parts) + " --wait --out out/"
 
 
 def _run_schema(args: argparse.Namespace) -> int:

@@ -461,7 +461,10 @@ class JobService:
             return {"result": json.loads(text) if len(text) <= self.limits.result_max_bytes else None}
         dumped = result.model_dump(mode="json", exclude_none=True)
         fits = len(json.dumps(dumped)) <= self.limits.result_max_bytes
-        return {"outputs": result.outputs, "result": dumped if fits else None}
+        # The record keeps where each output is, not its bytes: a worker with no bucket returns them inline, and a
+        # DynamoDB item holds 400 KB at most (the result keeps them when it fits).
+        outputs = [o.model_copy(update={"base64": None}) if o.base64 else o for o in result.outputs]
+        return {"outputs": outputs, "result": dumped if fits else None}
 
     def _notify(self, record: JobRecord) -> None:
         notify = self._notify_settings(record)

@@ -54,7 +54,9 @@ from handlers.worker._events import (
     result_timings,
 )
 from handlers.worker._folders import JobFolders, job_folders
+from handlers.worker._inline_store import inline_store
 from handlers.worker._logging import job_context, register_secret, set_prompt_id
+from handlers.worker._progress_cost import CostModel
 from handlers.worker._progress_sink import WebhookOutbox
 from handlers.worker._publish import OutputPublisher, stored_result
 from handlers.worker._staging import InputStager, JobFiles, MediaFetcher, MediaLimits, job_files
@@ -136,6 +138,8 @@ class WorkerRuntime:
         self._upload_slots: asyncio.Semaphore | None = None
         self._started = False
         self._start_lock = asyncio.Lock()
+        #: What each node of each template costs, learned from this worker's runs: progress moves with time.
+        self.costs = CostModel()
 
     # ------------------------------------------------------------------------------------------------ lifecycle
 
@@ -263,12 +267,13 @@ class WorkerRuntime:
 
     # -------------------------------------------------------------------------------------------------- stores
 
-    def store_for(self, options: OutputOptions) -> OutputStore | None:
+    def store_for(self, options: OutputOptions) -> OutputStore:
         """The store a job's outputs go to; a bucket the worker does not own must be allowed (RELAY_ALLOWED_BUCKETS):
-        writing outputs and reading manifests there would otherwise reach any bucket the worker's role can."""
+        writing outputs and reading manifests there would otherwise reach any bucket the worker's role can.
+        With no bucket at all, outputs come back inline (as worker-comfyui users expect)."""
         bucket = options.bucket or self.config.s3_bucket
         if bucket is None:
-            return None
+            return inline_store(stream=self.config.stream)
         if not self.config.bucket_allowed(bucket):
             problem = Problem(path="input.output.bucket", message=f"{bucket!r} is not a bucket this worker may use")
             raise _Fail(JobError(code=ErrorCode.INVALID_INPUT, message=str(problem), problems=[problem]))
@@ -352,6 +357,13 @@ class _JobRun:
     def config(self) -> WorkerConfig:
         return self.runtime.config
 
+    @property
+    def cost_key(self) -> str | None:
+        """Runs of the same template (for the same character) share what their nodes cost; inline graphs do not."""
+        if self.job.template is None:
+            return None
+        return f"{self.job.character or ''}/{self.job.template}"
+
     def now_ms(self) -> float:
         return asyncio.get_running_loop().time() * 1000
 
@@ -398,8 +410,6 @@ class _JobRun:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.job.timeout_s
         store = self.runtime.store_for(self.job.output)
-        if store is None:
-            raise _no_bucket()
         scratch_root = self.config.scratch_dir or Path(tempfile.gettempdir()) / "comfy-relay"
         folders = job_folders(
             self.config, self.runtime.comfy, self.job_id, scratch_root / f"{self.job_id}-{uuid.uuid4().hex[:8]}"
@@ -643,7 +653,12 @@ class _JobRun:
             return
         comfy = self.runtime.comfy
         events = comfy.run_prompt(
-            graph, self.prompt_id, deadline=deadline, output_nodes=output_nodes or None, before_queue=self._may_queue
+            graph,
+            self.prompt_id,
+            deadline=deadline,
+            output_nodes=output_nodes or None,
+            before_queue=self._may_queue,
+            weights=self.runtime.costs.weights(graph, self.cost_key),
         )
         async with contextlib.aclosing(events) as stream:
             async for event in stream:
@@ -667,6 +682,7 @@ class _JobRun:
                 elif isinstance(event, Succeeded):
                     self.ended_ms = now
                     self.timeline.finished(now)
+                    self.runtime.costs.learn(self.cost_key, self.timeline.nodes_ms)
                     if self.running_ms is None:
                         self.running_ms = self.queued_ms
 
@@ -704,11 +720,6 @@ class _Fail(Exception):
     def __init__(self, error: JobError) -> None:
         super().__init__(error.message)
         self.error = error
-
-
-def _no_bucket() -> _Fail:
-    message = "no output bucket: set output.bucket in the job, or RELAY_S3_BUCKET on the worker"
-    return _Fail(JobError(code=ErrorCode.INVALID_INPUT, message=message))
 
 
 def _clean_now(files: JobFiles, trees: list[Path]) -> None:

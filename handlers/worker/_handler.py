@@ -111,12 +111,20 @@ def make_handler(
     async def run(job: dict[str, Any]) -> dict[str, Any]:
         current = runtime if isinstance(runtime, WorkerRuntime) else runtime()
         final: Finished | None = None
+        # /status shows only the latest update: each one carries every output stored so far, so a caller polling
+        # /status sees every output as it lands, even one whose own event a later progress update replaced.
+        ready: list[dict[str, Any]] = []
         async with contextlib.aclosing(current.run_job(job)) as events:
             async for event in events:
                 if isinstance(event, Finished):
                     final = event
-                else:
-                    progress(job, _event_payload(event, keep_inline=False))
+                    continue
+                payload = _event_payload(event, keep_inline=False)
+                if isinstance(payload.get("output"), dict):
+                    ready.append(payload["output"])
+                if ready:
+                    payload["outputs_ready"] = list(ready)  # the SDK posts it from its own thread
+                progress(job, payload)
         assert final is not None, "the core always ends with Finished"
         payload, trimmed = fit_payload(final.payload(), MAX_RESULT_BYTES)
         if trimmed:

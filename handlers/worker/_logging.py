@@ -178,4 +178,7 @@ def configure_logging(stream: IO[str] | None = None, level: int = logging.INFO) 
     root.handlers = [h for h in root.handlers if not isinstance(h.formatter, JsonFormatter)]
     root.addHandler(handler)
     root.setLevel(level)
+    # httpx logs every request at INFO: on a worker that polls ComfyUI that is most of the log, and says nothing
+    # a failure would not say better.
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
     return handler

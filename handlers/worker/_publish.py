@@ -150,9 +150,9 @@ class OutputPublisher:
             except OSError as exc:
                 raise UploadFailed(f"cannot read output {ref.filename}: {exc}", retryable=False) from exc
             mime = mime_override or meta.mime
-            url = await self.store.presign(stored, self.options.presign_seconds)
-            inline = None
-            if self._budget.take(meta.bytes):
+            url = await self.store.presign(stored, self.options.presign_seconds) if stored.uri else None
+            inline = stored.inline
+            if inline is None and self._budget.take(meta.bytes):
                 inline = base64.b64encode(await asyncio.to_thread(upload_path.read_bytes)).decode("ascii")
         finally:
             if converted is not None:

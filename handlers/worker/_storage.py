@@ -39,6 +39,7 @@ __all__ = [
     "MANIFEST_NAME",
     "MemoryOutputStore",
     "OutputStore",
+    "OutputTooLarge",
     "S3OutputStore",
     "StorageError",
     "StoredObject",
@@ -86,15 +87,23 @@ class UploadFailed(StorageError):
     pass
 
 
+class OutputTooLarge(StorageError):
+    """Outputs returned inline (no bucket) would not fit in RunPod's payload limit."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.OUTPUT_TOO_LARGE
+
+
 @dataclass(frozen=True, slots=True)
 class StoredObject:
     bucket: str
     key: str
     bytes: int
+    #: The content as base64, when the store returns outputs inline instead of keeping them (no bucket).
+    inline: str | None = None
 
     @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
+    def uri(self) -> str | None:
+        return f"s3://{self.bucket}/{self.key}" if self.bucket else None
 
 
 @dataclass(frozen=True, slots=True)

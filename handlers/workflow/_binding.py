@@ -154,6 +154,10 @@ class _Binder:
             if name in given:
                 raw: JsonValue | None = given[name]
                 from_caller = True
+            elif spec.param is not None and spec.param.is_media and self.media_names and name in self.media_names:
+                # A media item named after the parameter is its value: `media: [{"name": "image", ...}]` alone
+                # fills `image`, as a caller would expect.
+                raw, from_caller = name, True
             elif spec.default is not MISSING:
                 raw = spec.default
                 from_caller = False

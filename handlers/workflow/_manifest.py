@@ -95,7 +95,9 @@ class TemplateParam(_Model):
     required: bool = False
     min: float | None = None
     max: float | None = None
-    step: float | None = Field(default=None, gt=0, description="a UI hint; not enforced")
+    step: float | None = Field(
+        default=None, gt=0, description="int values must be min + a multiple of it; a UI hint for floats"
+    )
     choices: list[JsonValue] | None = Field(default=None, min_length=1)
     binds: list[Bind] = Field(default_factory=list)
     """Node inputs this parameter sets; may be empty when the graph holds ``"{{name}}"`` placeholders instead."""
@@ -119,6 +121,18 @@ class TemplateParam(_Model):
                 raise ValueError(f"parameter {self.name!r}: default {exc}") from None
         return self
 
+    def _on_step(self, value: int) -> None:
+        """Refuse an int off the step grid (``width=1001`` with step 8) instead of letting ComfyUI round it."""
+        if self.step is None or not float(self.step).is_integer():
+            return
+        step, base = int(self.step), int(self.min or 0)
+        if (value - base) % step == 0:
+            return
+        below = value - (value - base) % step
+        near = " or ".join(str(v) for v in (below, below + step) if self.max is None or v <= self.max)
+        grid = f"a multiple of {step}" if base == 0 else f"{base} plus a multiple of {step}"
+        raise ValueError(f"must be {grid} (got {value}; nearest: {near})")
+
     @property
     def is_media(self) -> bool:
         return self.type in MEDIA_TYPES
@@ -130,6 +144,7 @@ class TemplateParam(_Model):
         match self.type:
             case ParamType.INT:
                 result = coerce_int(value, self.min, self.max)
+                self._on_step(result)
             case ParamType.FLOAT:
                 result = coerce_float(value, self.min, self.max)
             case ParamType.BOOL:

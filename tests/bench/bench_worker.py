@@ -1,4 +1,5 @@
-"""Worker benchmark: ``.venv/bin/python -m tests.bench.bench_worker [--jobs 50]``. Not a pytest test.
+"""Worker benchmark: ``.venv/bin/python -m tests.bench.bench_worker [--jobs 50]``. Not a pytest test. It prints
+figures and their targets and exits 0 whether or not a target was met (1 only if the benchmark itself failed).
 
 ComfyUI (the emulator's CLI, zero node time) and S3 (moto's server) each run in their own process, as in
 production; the worker core runs here, in-process, with ComfyUI's folders shared. Figures:
@@ -238,9 +239,19 @@ async def main(count: int, big_mb: int) -> int:
         p50, p95 = figures[f"{key}_p50"], figures[f"{key}_p95"]
         print(f"{label + ':':36} p50 {p50:.1f} ms, p95 {p95:.1f} ms ({target})")
     print(f"peak RSS growth, {big_mb} MB upload:   {rss_mb:.1f} MB in {seconds:.2f} s (target <= 64 MB)")
-    missed = [name for name, target in TARGETS.items() if figures[name] > target]
-    print("all targets met" if not missed else f"targets missed: {', '.join(missed)}")
-    return 0 if not missed else 1
+    print(target_summary(figures))
+    return 0  # a benchmark reports figures; only a failure of the benchmark itself (an exception) is an error
+
+
+def target_summary(figures: dict[str, float]) -> str:
+    """Each missed target with its figure, or that all were met. Never a verdict on the exit status: timings on a
+    shared machine are figures to read, not a test to fail."""
+    missed = [
+        f"{name} {figures[name]:.1f} (target <= {target:g})"
+        for name, target in TARGETS.items()
+        if figures[name] > target
+    ]
+    return "all targets met" if not missed else "targets missed: " + "; ".join(missed)
 
 
 if __name__ == "__main__":

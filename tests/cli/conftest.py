@@ -16,7 +16,8 @@ CliRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMFYUI_", "RUNPOD_", "AWS_", "RELAY_"))}
+    prefixes = ("COMFYUI_", "RUNPOD_", "AWS_", "RELAY_", "COMFY_RELAY_", "XDG_STATE_HOME")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env["PYTHONPATH"] = str(REPO)
     env["COLUMNS"] = "160"
     env.update(extra)
@@ -29,13 +30,16 @@ def cli_argv(*args: str) -> list[str]:
 
 @pytest.fixture
 def run_cli(tmp_path: Path) -> CliRunner:
-    """``run_cli("demo", ...)``: the command's result, run in ``tmp_path`` with no cloud variables inherited."""
+    """``run_cli("demo", ...)``: the command's result, run in ``tmp_path`` with no cloud variables inherited and
+    the per-user state folder inside ``tmp_path`` (a developer's own stack is never seen)."""
 
-    def run(*args: str, timeout: float = 120.0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, timeout: float = 120.0, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             cli_argv(*args),
-            cwd=tmp_path,
-            env=cli_env(**(env or {})),
+            cwd=cwd or tmp_path,
+            env=cli_env(**{"XDG_STATE_HOME": str(tmp_path / "xdg-state"), **(env or {})}),
             capture_output=True,
             text=True,
             timeout=timeout,

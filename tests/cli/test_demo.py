@@ -21,8 +21,10 @@ def test_demo_runs_templates_both_ways_and_saves_outputs(run_cli: CliRunner, tmp
         assert path.read_bytes().startswith(PNG_SIGNATURE)
     # Through RunPod's /run: a template, and a job with three output nodes; through SQS: a template.
     assert sorted(saved) == ["queue-template", "run-multi", "run-template"]
-    assert sorted(saved["run-multi"]) == ["seed-a-2x_00001_.png", "seed-a_00001_.png", "seed-b_00001_.png"]
-    # The multi-output job's outputs were streamed one by one while it ran.
+    # Saved as <job id>_<ComfyUI's file name>: a second run never overwrites the first.
+    names = sorted(name.split("_", 1)[1] for name in saved["run-multi"])
+    assert names == ["seed-a-2x_00001_.png", "seed-a_00001_.png", "seed-b_00001_.png"]
+    # The multi-output job's outputs were each announced once, as the worker reported them stored.
     assert result.stdout.count("two seeds + upscale via RunPod /run: output of [") == 3
     # The stack it started is gone: its state file was removed on the way out.
     assert not (tmp_path / "state" / "stack.json").exists()

@@ -116,5 +116,5 @@ def test_a_part_that_never_answers_is_named_and_nothing_is_left(tmp_path: Path, 
     assert "Traceback" not in result.stderr
     assert not (state / "stack.json").exists()
     # The parts it had started (moto, the RunPod emulator) were stopped.
-    assert sorted(p.name for p in (state / "logs").iterdir()) == ["moto.log", "runpod.log"]
+    assert sorted(p.name for p in (state / "logs" / "latest").iterdir()) == ["moto.log", "runpod.log"]
     assert _processes_in(tmp_path) == []

@@ -56,7 +56,8 @@ def test_run_waits_downloads_and_reports(run_cli: CliRunner, local_stack: Path, 
 
     again = run_cli("status", status["id"], "--local", "--state-dir", str(local_stack), "--json")
     assert again.returncode == 0
-    assert json.loads(again.stdout)["status"] == "COMPLETED"
+    view = json.loads(again.stdout)
+    assert (view["state"], view["runpod"]["status"]) == ("SUCCEEDED", "COMPLETED")
 
 
 def test_a_failing_job_prints_the_failing_node(run_cli: CliRunner, local_stack: Path) -> None:
@@ -83,7 +84,7 @@ def test_submit_without_wait_then_cancel(run_cli: CliRunner, local_stack: Path, 
     cancelled = run_cli("cancel", job_id, "--local", "--state-dir", str(local_stack), "--json")
     assert cancelled.returncode == 0, cancelled.stderr
     # Cancelled while queued or already finished: either way the endpoint knows the job and says where it is.
-    assert json.loads(cancelled.stdout)["status"] in ("CANCELLED", "COMPLETED")
+    assert json.loads(cancelled.stdout)["state"] in ("CANCELLED", "SUCCEEDED")
 
 
 def test_an_endpoint_target_keeps_its_key_out_of_its_repr() -> None:

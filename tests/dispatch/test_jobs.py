@@ -200,6 +200,18 @@ def test_streaming_worker_output_records_the_final_result_chunk() -> None:
     assert record.result is not None and record.result["job_id"] == "job-1"
 
 
+def test_inline_outputs_stay_out_of_the_record() -> None:
+    # A worker with no bucket returns outputs as base64: the record lists them, without their bytes.
+    world = World()
+    world.service.handle_message("m", message("job-1"))
+    output = success_output("job-1")
+    output["outputs"] = [{"node_id": "9", "kind": "image", "bytes": 300_000, "base64": "A" * 400_000}]
+    record = world.webhook("rp-0", RunPodStatus.COMPLETED, "job-1", output=output)
+    assert record is not None and record.state is JobState.SUCCEEDED
+    assert [(o.node_id, o.bytes, o.base64) for o in record.outputs] == [("9", 300_000, None)]
+    assert record.result is None  # 400 KB of base64 does not fit the item either
+
+
 def test_output_that_is_no_job_result_is_kept_raw() -> None:
     world = World()
     world.service.handle_message("m", message("job-1"))

@@ -5,12 +5,21 @@ from handlers.local.stack._config import DEFAULT_PORT_BASE, Component, StackConf
 from handlers.local.stack._health import StackError, check_port_free, wait_healthy
 from handlers.local.stack._models import place_model_files
 from handlers.local.stack._stack import AWS_TEST_CREDENTIALS, LocalStack, dispatch_available, worker_available
-from handlers.local.stack._state import STATE_FILE, StackInfo, default_state_dir, pid_alive, read_state
+from handlers.local.stack._state import (
+    STATE_DIR_ENV,
+    STATE_FILE,
+    StackInfo,
+    default_state_dir,
+    pid_alive,
+    read_state,
+    state_dir_origin,
+)
 from handlers.local.stack._supervisor import Child, ChildState, Supervisor, SupervisorLimits
 
 __all__ = [
     "AWS_TEST_CREDENTIALS",
     "DEFAULT_PORT_BASE",
+    "STATE_DIR_ENV",
     "STATE_FILE",
     "Child",
     "ChildState",
@@ -29,6 +38,7 @@ __all__ = [
     "pid_alive",
     "place_model_files",
     "read_state",
+    "state_dir_origin",
     "wait_healthy",
     "worker_available",
 ]

@@ -5,6 +5,9 @@
 
 ``runpod``: the RunPod emulator with short long-polls, so SDK workers (which finish their current job-take before
 they exit) stop within a second, and quick webhook retries.
+
+``moto``: moto's server, logging only warnings and errors (its request log - a line per SQS poll and DynamoDB read
+- would be most of the stack's logs).
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     runpod.add_argument("--endpoint-id", required=True)
     runpod.add_argument("--api-key", required=True)
     runpod.add_argument("--worker-key", required=True)
+    moto = parts.add_parser("moto", help="moto's server (S3, SQS, DynamoDB), without its request log")
+    moto.add_argument("--host", default="127.0.0.1")
+    moto.add_argument("--port", type=int, required=True)
     return parser.parse_args(argv)
 
 
@@ -92,7 +98,12 @@ async def _serve(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if args.part == "runpod":
+    if args.part == "moto":
+        from moto.server import main as moto_main  # noqa: PLC0415
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        moto_main(["-H", args.host, "-p", str(args.port)])
+    elif args.part == "runpod":
         _serve_runpod(args)
     else:
         asyncio.run(_serve(args))

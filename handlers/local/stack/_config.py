@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import os
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +67,8 @@ class StackConfig:
     host: str = "127.0.0.1"
     port_base: int = DEFAULT_PORT_BASE
     workers: int = 1
+    #: Workers in streaming mode (``RELAY_STREAM``). Off by default, as a default deployment runs: result mode.
+    stream: bool = False
     comfyui_url: str | None = None
     comfyui_input_dir: Path | None = None
     comfyui_output_dir: Path | None = None
@@ -82,6 +86,8 @@ class StackConfig:
     def __post_init__(self) -> None:
         if self.workers < 0:
             raise ValueError("workers must be >= 0")
+        if self.keep_runs < 1:
+            raise ValueError("keep_runs must be >= 1")
         if self.ready_timeout_s <= 0 or self.reconcile_interval_s <= 0:
             raise ValueError("ready_timeout_s and reconcile_interval_s must be positive")
 
@@ -89,6 +95,15 @@ class StackConfig:
     def data_dir(self) -> Path:
         return self.state_dir / "data"
 
+    #: This run's name: its logs go to ``logs/<run>/`` (``logs/latest`` points there), so each run starts clean.
+    run_name: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}")
+    #: How many runs' logs are kept (older ones are removed when a stack starts).
+    keep_runs: int = 5
+
+    @property
+    def logs_root(self) -> Path:
+        return self.state_dir / "logs"
+
     @property
     def log_dir(self) -> Path:
-        return self.state_dir / "logs"
+        return self.logs_root / self.run_name

@@ -7,9 +7,11 @@ under the runpod SDK loop, the Lambda event-source loop). Stopping goes in rever
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import secrets
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -86,6 +88,24 @@ class LocalStack:
     def __post_init__(self) -> None:
         self.supervisor = Supervisor(self.config.log_dir)
 
+    def _prepare_logs(self) -> None:
+        """This run's log folder, ``logs/latest`` pointing at it, and only the last ``keep_runs`` runs kept."""
+        cfg = self.config
+        cfg.log_dir.mkdir(parents=True, exist_ok=True)
+        latest = cfg.logs_root / "latest"
+        with contextlib.suppress(OSError):
+            partial = cfg.logs_root / f".latest-{os.getpid()}"
+            partial.unlink(missing_ok=True)
+            partial.symlink_to(cfg.run_name)
+            partial.replace(latest)
+        runs = sorted(
+            (p for p in cfg.logs_root.iterdir() if p.is_dir() and not p.is_symlink()),
+            key=lambda p: p.stat().st_mtime,
+        )
+        for old in runs[: max(0, len(runs) - cfg.keep_runs)]:
+            if old != cfg.log_dir:
+                shutil.rmtree(old, ignore_errors=True)
+
     # --------------------------------------------------------------------------------------------------- start
 
     def start(self) -> StackInfo:
@@ -103,6 +123,7 @@ class LocalStack:
 
         urls = {c.key: f"http://{cfg.host}:{ports.of(c)}" for c in wanted}
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_logs()
         deadline = time.monotonic() + cfg.ready_timeout_s
         env = _base_env()
         # Everything that can start at once does: the services, then the workers (whose SDK import is the
@@ -137,6 +158,8 @@ class LocalStack:
             "RELAY_S3_BUCKET": _BUCKET,
         }
         notes: list[str] = []
+        if cfg.stream:
+            notes.append("workers run in streaming mode (RELAY_STREAM=1): /status of a finished job is the chunk list")
         worker_env = self._worker_env(urls, comfyui_url, client_env)
         workers = cfg.workers if worker_available() else 0
         if not worker_available():
@@ -183,7 +206,8 @@ class LocalStack:
         return child
 
     def _start_moto(self, port: int, env: dict[str, str]) -> None:
-        self._spawn("moto", _python("-m", "moto.server", "-H", self.config.host, "-p", str(port)), env)
+        argv = _python("-m", "handlers.local.stack", "moto", "--host", self.config.host, "--port", str(port))
+        self._spawn("moto", argv, env)
 
     def _start_runpod(self, port: int, env: dict[str, str]) -> None:
         cfg = self.config
@@ -233,13 +257,18 @@ class LocalStack:
                 "COMFYUI_URL": comfyui_url,
                 "RELAY_S3_BUCKET": client_env["RELAY_S3_BUCKET"],
                 "RELAY_S3_PREFIX": "outputs/",
-                "RELAY_STREAM": "1",
                 # Everything in a local stack is on loopback: progress webhooks and media URLs included.
                 "RELAY_ALLOW_PRIVATE_URLS": "1",
+                # The SDK's DEBUG lines (a job-take poll every second) would be most of the worker's log; and its
+                # start-up checks would reach for 8.8.8.8, which a local stack never does.
+                "RUNPOD_LOG_LEVEL": "INFO",
+                "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true",
                 "AWS_ENDPOINT_URL_S3": urls["moto"],
                 **AWS_TEST_CREDENTIALS,
             }
         )
+        if cfg.stream:
+            env["RELAY_STREAM"] = "1"
         if input_dir is not None:
             env["COMFYUI_INPUT_DIR"] = str(input_dir)
         if output_dir is not None:

@@ -9,19 +9,47 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STATE_FILE", "StackInfo", "default_state_dir", "pid_alive", "read_state", "remove_state", "write_state"]
+__all__ = [
+    "STATE_DIR_ENV",
+    "STATE_FILE",
+    "StackInfo",
+    "default_state_dir",
+    "pid_alive",
+    "read_state",
+    "remove_state",
+    "state_dir_origin",
+    "write_state",
+]
 
 STATE_FILE = "stack.json"
+STATE_DIR_ENV = "COMFY_RELAY_STATE_DIR"
 
 
-def default_state_dir() -> Path:
-    """``$COMFY_RELAY_STATE_DIR``, else ``.comfy-relay/`` in the current directory."""
-    configured = os.environ.get("COMFY_RELAY_STATE_DIR")
-    return Path(configured) if configured else Path.cwd() / ".comfy-relay"
+def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Per user, not per working directory, so every command finds the stack from any folder:
+    ``$COMFY_RELAY_STATE_DIR``, else ``$XDG_STATE_HOME/comfy-relay``, else ``~/.local/state/comfy-relay``."""
+    env = os.environ if environ is None else environ
+    configured = env.get(STATE_DIR_ENV, "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    xdg = env.get("XDG_STATE_HOME", "").strip()
+    base = Path(xdg).expanduser() if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    return base / "comfy-relay"
+
+
+def state_dir_origin(environ: Mapping[str, str] | None = None) -> str:
+    """Where :func:`default_state_dir` got its answer, for messages that say where a stack was looked for."""
+    env = os.environ if environ is None else environ
+    if env.get(STATE_DIR_ENV, "").strip():
+        return f"${STATE_DIR_ENV}"
+    if env.get("XDG_STATE_HOME", "").strip():
+        return "$XDG_STATE_HOME/comfy-relay"
+    return f"the per-user default; set ${STATE_DIR_ENV} or --state-dir to change it"
 
 
 @dataclass

@@ -575,9 +575,11 @@ class ComfyClient:
         front: bool = False,
         output_nodes: Collection[str] | None = None,
         before_queue: Callable[[], Awaitable[bool]] | None = None,
+        weights: Mapping[str, float] | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Adopt or queue the prompt, then follow it to the end (see ``follow``; ``before_queue``: see
-        ``adopt_or_queue``; when it declines, the stream ends at once with no events)."""
+        ``adopt_or_queue``; when it declines, the stream ends at once with no events; ``weights``: each node's
+        expected cost, for progress)."""
         self._check_open(following=True)
         inbox = self._register(prompt_id)  # before queueing, so no early message is dropped
         driving = False  # once _drive runs, it owns the cleanup
@@ -588,7 +590,9 @@ class ComfyClient:
             )
             if submission.found == "declined":
                 return
-            info = GraphInfo.from_graph(graph, output_nodes=output_nodes, rejected=submission.rejected_outputs)
+            info = GraphInfo.from_graph(
+                graph, output_nodes=output_nodes, rejected=submission.rejected_outputs, weights=weights
+            )
             follower = PromptFollower(prompt_id, info)
             found = submission.found
             first = follower.note_queued(submission.answer) if found == "queued" else follower.note_adopted(found)

@@ -90,6 +90,11 @@ class GraphInfo:
     class_types: Mapping[str, str]
     titles: Mapping[str, str]
     will_run: frozenset[str]
+    #: Expected cost per node (``_progress_cost``): progress is the share of it done. Empty: every node counts one.
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+    def weight(self, node_id: str) -> float:
+        return self.weights.get(node_id, 1.0) if self.weights else 1.0
 
     @classmethod
     def from_graph(
@@ -98,6 +103,7 @@ class GraphInfo:
         *,
         output_nodes: Collection[str] | None = None,
         rejected: Collection[str] = frozenset(),
+        weights: Mapping[str, float] | None = None,
     ) -> GraphInfo:
         class_types: dict[str, str] = {}
         titles: dict[str, str] = {}
@@ -126,7 +132,7 @@ class GraphInfo:
                 continue
             will_run.add(node_id)
             stack.extend(p for p in parents.get(node_id, ()) if p in class_types)
-        return cls(class_types, titles, frozenset(will_run))
+        return cls(class_types, titles, frozenset(will_run), dict(weights or {}))
 
     def class_type(self, node_id: str | None) -> str | None:
         return self.class_types.get(node_id) if node_id is not None else None
@@ -600,7 +606,12 @@ class PromptFollower:
         current = self._current
         if current in run and current not in self._done_nodes and self._step is not None and self._steps:
             fraction = min(max(float(self._step) / float(self._steps), 0.0), 1.0)
-        percent = 100.0 * (done + fraction) / len(run) if run else 0.0
+        # Weighted by expected cost, so the bar moves with time (a sampler step is worth more than a save node).
+        total = sum(self.graph.weight(n) for n in run)
+        spent = sum(self.graph.weight(n) for n in self._done_nodes & run)
+        if current is not None and fraction:
+            spent += self.graph.weight(current) * fraction
+        percent = 100.0 * spent / total if total > 0 else 0.0
         # Never go backwards: a late progress_state or a re-announced node must not make the bar jump back.
         self._percent = max(self._percent, min(percent, 100.0))
         return ProgressUpdate(

@@ -9,6 +9,7 @@ def test_public_surface() -> None:
     assert handlers.local.stack.__all__ == [
         "AWS_TEST_CREDENTIALS",
         "DEFAULT_PORT_BASE",
+        "STATE_DIR_ENV",
         "STATE_FILE",
         "Child",
         "ChildState",
@@ -27,6 +28,7 @@ def test_public_surface() -> None:
         "pid_alive",
         "place_model_files",
         "read_state",
+        "state_dir_origin",
         "wait_healthy",
         "worker_available",
     ]
