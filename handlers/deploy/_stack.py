@@ -104,10 +104,15 @@ def stack_outcome(status: str) -> Outcome | None:
 
 
 def parameter_list(
-    given: Mapping[str, str], declared: Mapping[str, Mapping[str, Any]], *, updating: bool, previous: Sequence[str]
+    given: Mapping[str, str],
+    declared: Mapping[str, Mapping[str, Any]],
+    *,
+    updating: bool,
+    previous: Mapping[str, str],
 ) -> list[dict[str, Any]]:
-    """CloudFormation ``Parameters``: what was given; on an update, the previous value of anything not given (so
-    a redeploy need not repeat every parameter); on a create, required parameters must all be given."""
+    """CloudFormation ``Parameters``: what was given; on an update, the stack's current value of anything not given
+    (so a redeploy need not repeat every parameter, and an unchanged one is sent unchanged: the template has no
+    NoEcho parameter, so values can be read back); on a create, required parameters must all be given."""
     unknown = sorted(set(given) - set(declared))
     if unknown:
         raise DeployError(f"unknown parameter(s): {', '.join(unknown)} (the template declares {', '.join(declared)})")
@@ -117,7 +122,7 @@ def parameter_list(
         if name in given:
             result.append({"ParameterKey": name, "ParameterValue": given[name]})
         elif updating and name in previous:
-            result.append({"ParameterKey": name, "UsePreviousValue": True})
+            result.append({"ParameterKey": name, "ParameterValue": previous[name]})
         elif "Default" not in spec:
             missing.append(name)
     if missing:
@@ -190,7 +195,7 @@ def deploy_stack(
     waits = waits or _Waits()
     stack = _stack(cf, stack_name)
     kind = change_set_type(stack["StackStatus"] if stack else None)
-    previous = [p["ParameterKey"] for p in (stack or {}).get("Parameters") or []]
+    previous = {p["ParameterKey"]: p.get("ParameterValue", "") for p in (stack or {}).get("Parameters") or []}
     params = parameter_list(parameters, declared, updating=kind == "UPDATE", previous=previous)
     name = f"comfy-relay-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     say(f"{'Creating' if kind == 'CREATE' else 'Updating'} stack {stack_name}: change set {name}")

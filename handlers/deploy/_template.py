@@ -291,7 +291,12 @@ def _function_statements(function: Function) -> list[dict[str, Any]]:
             "Sid": "Logs",
             "Effect": "Allow",
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": _sub("${" + function.logical + "Logs.Arn}"),
+            # Named, not GetAtt: the group's name is fixed by the function's, and the policy needs no dependency.
+            "Resource": _sub(
+                "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/${AWS::StackName}-"
+                + function.suffix
+                + ":*"
+            ),
         },
         {
             "Sid": "JobRecords",
