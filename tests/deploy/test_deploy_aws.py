@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import copy
 import importlib
-import io
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,7 +34,7 @@ from handlers.dispatch._runtime import reset_runtime
 from handlers.local._serving import ServerThread
 from handlers.local.stack._event_loop import EventSources, LambdaFunctions
 from tests.dispatch.conftest import API_TOKEN, PROGRESS_SECRET, REGION, WEBHOOK_TOKEN, aws_client, job_message
-from tests.local.runpod.conftest import FAST_CONFIG, Emulator, serve_emulator, wait_for
+from tests.local.runpod.conftest import FAST_CONFIG, serve_emulator, wait_for
 
 MOTO_LACKS = frozenset(
     {"AWS::Lambda::Url", "AWS::S3::BucketPolicy", "AWS::SecretsManager::Secret", "AWS::CloudWatch::Alarm"}
