@@ -136,9 +136,9 @@ def test_deploy_drive_update_and_redeploy(
     functions: dict[str, Any] = {}
     sources = EventSources(
         LambdaFunctions(
-            on_queue=lambda e, c: functions["on_queue"](e, c),
-            on_webhook=lambda e, c: functions["on_webhook"](e, c),
-            reconcile=lambda e, c: functions["reconcile"](e, c),
+            on_queue=lambda e, c: functions["on_queue"](e, c),  # noqa: PLW0108  (bound after deploy)
+            on_webhook=lambda e, c: functions["on_webhook"](e, c),  # noqa: PLW0108  (bound after deploy)
+            reconcile=lambda e, c: functions["reconcile"](e, c),  # noqa: PLW0108  (bound after deploy)
         ),
         sqs=sqs,
         queue_url=None,
@@ -149,7 +149,7 @@ def test_deploy_drive_update_and_redeploy(
         secret_logical = {logical: secret_name(stack, setting) for logical, setting in SECRETS.items()}
 
         def resolve(logical: str, attribute: str | None) -> str:
-            return secret_logical[logical] if logical in secret_logical else f"{function_url}/"
+            return secret_logical.get(logical, f"{function_url}/")
 
         template_file = tmp_path / "template.json"
         template_file.write_text(json.dumps(for_moto(build_template(), resolve)))
@@ -235,7 +235,7 @@ def _record(dynamodb: Any, table: str, job_id: str) -> dict[str, Any] | None:
     return record if record.get("state") == "SUBMITTED" else None
 
 
-def _check_deployed_resources(
+def _check_deployed_resources(  # noqa: PLR0917
     ids: dict[str, str], sqs: Any, dynamodb: Any, s3: Any, lam: Any, ssm: Any, function_url: str
 ) -> None:
     template = build_template()
