@@ -14,6 +14,7 @@ from handlers.cli import (
     _aws,
     _convert,
     _demo,
+    _deploy,
     _emulate_comfyui,
     _emulate_runpod,
     _jobs,
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _validate.register(commands)
     _schema.register(commands)
     _aws.register(commands)
+    _deploy.register(commands)
     _local.register(commands)
     _demo.register(commands)
     _run.register(commands)

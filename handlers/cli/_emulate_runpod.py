@@ -68,6 +68,8 @@ def _run(args: argparse.Namespace) -> int:
             *export_lines(env),
             "# Public API (Authorization: Bearer $RUNPOD_API_KEY):",
             *export_lines({"RUNPOD_API_BASE": f"{url}/v2", "RUNPOD_API_KEY": config.api_key}),
+            "# Management API (comfy-relay deploy runpod):",
+            *export_lines({"RUNPOD_REST_URL": f"{url}/v1"}),
         ]
         print("\n".join(lines), flush=True)
 

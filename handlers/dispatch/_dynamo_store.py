@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from handlers.contract import JobRecord, JobState, is_terminal
 from handlers.dispatch._aws_errors import aws_errors, error_code, translate
 from handlers.dispatch._errors import ConditionFailed, RecordExistsError, StaleRecordError
-from handlers.dispatch._resources import BY_OPEN_STATE_INDEX, BY_RUNPOD_ID_INDEX, TTL_ATTRIBUTE
+from handlers.dispatch._resources import BY_OPEN_STATE_INDEX, BY_RUNPOD_ID_INDEX, INPUT_PREFIX, TTL_ATTRIBUTE
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["INPUT_PREFIX", "DynamoJobStore"]
 
-INPUT_PREFIX: Final = "dispatch/inputs/"
 
 # Named clauses: every write states what it expects of the item it replaces.
 _NAMES: Final = {

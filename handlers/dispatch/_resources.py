@@ -16,6 +16,7 @@ __all__ = [
     "BY_OPEN_STATE_INDEX",
     "BY_RUNPOD_ID_INDEX",
     "DLQ_RETENTION_S",
+    "INPUT_PREFIX",
     "MAX_RECEIVE_COUNT",
     "MESSAGE_RETENTION_S",
     "QUEUE_FUNCTION_TIMEOUT_S",
@@ -39,6 +40,8 @@ QUEUE_FUNCTION_TIMEOUT_S: Final = 60
 VISIBILITY_TIMEOUT_S: Final = 6 * QUEUE_FUNCTION_TIMEOUT_S
 MESSAGE_RETENTION_S: Final = 4 * 24 * 3600
 DLQ_RETENTION_S: Final = 14 * 24 * 3600
+#: Where job messages too large for a DynamoDB item are kept; they expire with the records that point at them.
+INPUT_PREFIX: Final = "dispatch/inputs/"
 #: The TTL attribute (unix seconds). DynamoDB deletes expired items lazily, so reads filter on it too.
 TTL_ATTRIBUTE: Final = "expires_at"
 
@@ -116,7 +119,7 @@ def bucket_definition(name: str) -> dict[str, Any]:
             "Rules": [
                 {
                     "ID": "dispatch-inputs",
-                    "Filter": {"Prefix": "dispatch/inputs/"},
+                    "Filter": {"Prefix": INPUT_PREFIX},
                     "Status": "Enabled",
                     "Expiration": {"Days": 30},
                     "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},

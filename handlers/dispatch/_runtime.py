@@ -60,7 +60,8 @@ def _api_key(settings: Settings, session: Any) -> str:
 
 def build_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
     """Validate the environment and build every client. ``AWS_ENDPOINT_URL`` (moto locally) and the other standard
-    AWS variables are read by boto3 itself."""
+    AWS variables are read by boto3 itself; ``<NAME>_SECRET`` / ``<NAME>_PARAMETER`` references are resolved first
+    (``_secrets``)."""
     import boto3  # noqa: PLC0415  (the import is the cold start's largest cost; keep it off module import)
     from botocore.config import Config  # noqa: PLC0415
 
@@ -68,12 +69,14 @@ def build_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
     from handlers.dispatch._logging import configure_logging  # noqa: PLC0415
     from handlers.dispatch._notify import HttpNotifier, NotifyPolicy  # noqa: PLC0415
     from handlers.dispatch._runpod import RunPodClient  # noqa: PLC0415
+    from handlers.dispatch._secrets import resolve_references  # noqa: PLC0415
     from handlers.dispatch._validation import DEFAULT_CATALOGUE, InputValidator  # noqa: PLC0415
     from handlers.outbound import OutboundGuard  # noqa: PLC0415
 
-    settings = load_settings(os.environ if environ is None else environ)
-    configure_logging()
     session = boto3.session.Session()
+    # Secrets (and the stack's webhook URL) given as Secrets Manager / SSM references are fetched here, once.
+    settings = load_settings(resolve_references(os.environ if environ is None else environ, session))
+    configure_logging()
     config = Config(
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=5,

@@ -19,8 +19,11 @@ async def _jobs(request: web.Request) -> web.StreamResponse:
 
 
 async def _workers(request: web.Request) -> web.StreamResponse:
-    store = platform(request).store
-    return web.json_response({"workers": [w.summary(store.running_count(w.id)) for w in store.workers()]})
+    # Every endpoint's workers (the configured one and any created through /v1/endpoints).
+    workers = [
+        w.summary(store.running_count(w.id)) for store in platform(request).stores.values() for w in store.workers()
+    ]
+    return web.json_response({"workers": workers})
 
 
 async def _webhooks(request: web.Request) -> web.StreamResponse:

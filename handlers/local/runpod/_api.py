@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from handlers.local.runpod._http import BodyError, authorized, error, platform, read_json
+from handlers.local.runpod._http import BodyError, authorized, endpoint_store, error, platform, read_json
 from handlers.local.runpod._jobs import InvalidRequestError, Job, UnknownJobError
 
 __all__ = ["UNKNOWN_JOB_MESSAGE", "routes"]
@@ -27,7 +27,7 @@ def _public(name: str) -> Callable[[Handler], Handler]:
             emulator = platform(request)
             if not authorized(request, emulator.config.api_key):
                 return error(401, "unauthorized: send your API key as 'Authorization: Bearer <key>'")
-            if request.match_info["endpoint_id"] != emulator.config.endpoint_id:
+            if request.match_info["endpoint_id"] not in emulator.stores:
                 return error(404, f"endpoint {request.match_info['endpoint_id']} not found")
             fault = emulator.faults.take(name)
             if fault is not None:
@@ -56,7 +56,7 @@ def _brief(job: Job) -> web.Response:
 async def _run(request: web.Request) -> web.StreamResponse:
     emulator = platform(request)
     body = await read_json(request, emulator.config.max_run_bytes)
-    return _brief(emulator.store.submit(body, sync=False))
+    return _brief(endpoint_store(request).submit(body, sync=False))
 
 
 @_public("runsync")
@@ -71,7 +71,7 @@ async def _runsync(request: web.Request) -> web.StreamResponse:
             return error(400, "wait must be an integer number of milliseconds")
         wait_ms = min(max(wait_ms, cfg.runsync_wait_min_ms), cfg.runsync_wait_max_ms)
     body = await read_json(request, cfg.max_runsync_bytes)
-    job = emulator.store.submit(body, sync=True)
+    job = endpoint_store(request).submit(body, sync=True)
     emulator.changed()
     await emulator.wait_until(lambda: job.terminal, wait_ms / 1000)
     # Not finished in time: the current status object (IN_QUEUE or IN_PROGRESS); the caller polls /status.
@@ -80,7 +80,7 @@ async def _runsync(request: web.Request) -> web.StreamResponse:
 
 @_public("status")
 async def _status(request: web.Request) -> web.StreamResponse:
-    store = platform(request).store
+    store = endpoint_store(request)
     job_id = request.match_info["job_id"]
     if "ttl" in request.query:
         try:
@@ -95,28 +95,28 @@ async def _status(request: web.Request) -> web.StreamResponse:
 
 @_public("stream")
 async def _stream(request: web.Request) -> web.StreamResponse:
-    job, chunks = platform(request).store.read_stream(request.match_info["job_id"])
+    job, chunks = endpoint_store(request).read_stream(request.match_info["job_id"])
     return web.json_response({"status": job.status.value, "stream": [{"output": chunk} for chunk in chunks]})
 
 
 @_public("cancel")
 async def _cancel(request: web.Request) -> web.StreamResponse:
-    return _brief(platform(request).store.cancel(request.match_info["job_id"]))
+    return _brief(endpoint_store(request).cancel(request.match_info["job_id"]))
 
 
 @_public("retry")
 async def _retry(request: web.Request) -> web.StreamResponse:
-    return _brief(platform(request).store.retry(request.match_info["job_id"]))
+    return _brief(endpoint_store(request).retry(request.match_info["job_id"]))
 
 
 @_public("purge-queue")
 async def _purge(request: web.Request) -> web.StreamResponse:
-    return web.json_response({"removed": platform(request).store.purge_queue(), "status": "completed"})
+    return web.json_response({"removed": endpoint_store(request).purge_queue(), "status": "completed"})
 
 
 @_public("health")
 async def _health(request: web.Request) -> web.StreamResponse:
-    return web.json_response(platform(request).store.health())
+    return web.json_response(endpoint_store(request).health())
 
 
 def routes() -> list[web.RouteDef]:

@@ -7,9 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
+from handlers.local.runpod._jobs import JobStore
 from handlers.local.runpod._platform import Platform
 
-__all__ = ["PLATFORM", "BodyError", "authorized", "error", "platform", "read_json"]
+__all__ = ["PLATFORM", "BodyError", "authorized", "endpoint_store", "error", "platform", "read_json"]
 
 PLATFORM = web.AppKey("runpod_platform", Platform)
 
@@ -24,6 +25,11 @@ class BodyError(Exception):
 
 def platform(request: web.Request) -> Platform:
     return request.app[PLATFORM]
+
+
+def endpoint_store(request: web.Request) -> JobStore:
+    """The jobs of the endpoint in the URL (the route's guard has checked that it exists)."""
+    return platform(request).stores[request.match_info["endpoint_id"]]
 
 
 def error(status: int, message: str) -> web.Response:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from handlers.local.runpod._config import EmulatorConfig
 from handlers.local.runpod._jobs import Clock, JobStore
+from handlers.local.runpod._management import Management
 from handlers.local.runpod._webhooks import PostFn, WebhookSender
 
 __all__ = ["Faults", "Platform"]
@@ -36,7 +37,11 @@ class Platform:
 
     def __init__(self, config: EmulatorConfig, *, clock: Clock = time.monotonic, post: PostFn | None = None) -> None:
         self.config = config
+        self._clock = clock
+        #: The endpoint given by ``config`` plus any created through the management API (``/v1/endpoints``).
         self.store = JobStore(config, clock)
+        self.stores: dict[str, JobStore] = {config.endpoint_id: self.store}
+        self.management = Management()
         self.webhooks = WebhookSender(
             attempts=config.webhook_attempts,
             retry_interval_s=config.webhook_retry_interval_s,
@@ -48,10 +53,19 @@ class Platform:
         self._wake = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
 
+    def add_endpoint(self, endpoint_id: str) -> JobStore:
+        """Serve ``/v2/{endpoint_id}/`` (public API and worker protocol) for an endpoint created at run time."""
+        return self.stores.setdefault(endpoint_id, JobStore(self.config, self._clock))
+
+    def remove_endpoint(self, endpoint_id: str) -> None:
+        if endpoint_id != self.config.endpoint_id:
+            self.stores.pop(endpoint_id, None)
+
     def changed(self) -> None:
-        for job in self.store.drain_finished():
-            if job.webhook is not None:
-                self.webhooks.send(job.id, job.webhook, job.webhook_body())
+        for store in list(self.stores.values()):
+            for job in store.drain_finished():
+                if job.webhook is not None:
+                    self.webhooks.send(job.id, job.webhook, job.webhook_body())
         wake, self._wake = self._wake, asyncio.Event()
         wake.set()
 
@@ -75,9 +89,11 @@ class Platform:
     async def _sweep_forever(self) -> None:
         while True:
             await asyncio.sleep(self.config.sweep_interval_s)
-            before = self.store.revision
-            self.store.sweep()
-            if self.store.revision != before:
+            stores = list(self.stores.values())
+            before = [store.revision for store in stores]
+            for store in stores:
+                store.sweep()
+            if [store.revision for store in stores] != before:
                 self.changed()
 
     async def close(self) -> None:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from handlers.local.runpod import _admin, _api, _worker_api
+from handlers.local.runpod import _admin, _api, _rest, _worker_api
 from handlers.local.runpod._config import MIB, EmulatorConfig
 from handlers.local.runpod._http import PLATFORM, error
 from handlers.local.runpod._jobs import Clock
@@ -51,7 +51,7 @@ def create_app(
     app.cleanup_ctx.append(lifecycle)
     # Long polls must end before aiohttp waits for open requests at shutdown, or every stop takes the full wait.
     app.on_shutdown.append(_wake_long_polls)
-    app.add_routes([*_api.routes(), *_worker_api.routes(), *_admin.routes()])
+    app.add_routes([*_api.routes(), *_worker_api.routes(), *_rest.routes(), *_admin.routes()])
     return app
 
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from handlers.local.runpod._http import BodyError, authorized, error, platform, read_json
+from handlers.local.runpod._http import BodyError, authorized, endpoint_store, error, platform, read_json
 from handlers.local.runpod._jobs import Job, UnknownJobError
 
 __all__ = ["routes"]
@@ -34,7 +34,7 @@ def _worker(handler: Handler) -> Handler:
         emulator = platform(request)
         if not authorized(request, emulator.config.worker_key):
             return error(401, "unauthorized worker")
-        if request.match_info["endpoint_id"] != emulator.config.endpoint_id:
+        if request.match_info["endpoint_id"] not in emulator.stores:
             return error(404, f"endpoint {request.match_info['endpoint_id']} not found")
         try:
             return await handler(request)
@@ -55,7 +55,7 @@ async def _hand_over(request: web.Request, jobs: list[Job], body: object) -> web
         await response.prepare(request)
         await response.write_eof()
     except (ConnectionError, RuntimeError):
-        store = platform(request).store
+        store = endpoint_store(request)
         for job in jobs:
             store.give_back(job)
     return response
@@ -63,7 +63,7 @@ async def _hand_over(request: web.Request, jobs: list[Job], body: object) -> web
 
 async def _take(request: web.Request, batch: bool) -> web.StreamResponse:
     emulator = platform(request)
-    store = emulator.store
+    store = endpoint_store(request)
     worker_id = request.match_info["worker_id"]
     count = 1
     if batch:
@@ -108,7 +108,7 @@ async def _job_stop(request: web.Request) -> web.StreamResponse:
     stops: list[str] = []
 
     def ready() -> bool:
-        stops.extend(emulator.store.pop_stop_signals(worker_id))
+        stops.extend(endpoint_store(request).pop_stop_signals(worker_id))
         return bool(stops)
 
     await emulator.wait_until(ready, emulator.config.job_stop_wait_s)
@@ -125,10 +125,10 @@ async def _job_done(request: web.Request) -> web.StreamResponse:
         return error(400, "job result must be a JSON object")
     worker_id, job_id = request.match_info["worker_id"], request.match_info["job_id"]
     if body.get("status") == "IN_PROGRESS":
-        emulator.store.progress(worker_id, job_id, body.get("output"))
+        endpoint_store(request).progress(worker_id, job_id, body.get("output"))
     else:
         # A late result (job cancelled, timed out or requeued meanwhile) is accepted and ignored.
-        emulator.store.finish(worker_id, job_id, body)
+        endpoint_store(request).finish(worker_id, job_id, body)
     return web.json_response({})
 
 
@@ -138,7 +138,7 @@ async def _job_stream(request: web.Request) -> web.StreamResponse:
     body = await read_json(request, emulator.config.max_result_bytes)
     if not isinstance(body, dict):
         return error(400, "stream chunk must be a JSON object")
-    emulator.store.add_stream(request.match_info["worker_id"], request.match_info["job_id"], body)
+    endpoint_store(request).add_stream(request.match_info["worker_id"], request.match_info["job_id"], body)
     return web.json_response({})
 
 
@@ -147,7 +147,7 @@ async def _ping(request: web.Request) -> web.StreamResponse:
     healthy = request.query.get("status", "healthy") != "unhealthy"
     # The SDK's heartbeat sends the ids of its in-progress jobs comma-separated in job_id.
     job_ids = [job_id for value in request.query.getall("job_id", []) for job_id in value.split(",") if job_id]
-    platform(request).store.ping(request.match_info["worker_id"], job_ids, healthy=healthy)
+    endpoint_store(request).ping(request.match_info["worker_id"], job_ids, healthy=healthy)
     return web.json_response({})
 
 
