@@ -36,9 +36,11 @@ from handlers.workflow._edits import (
 )
 from handlers.workflow._library import (
     WORKFLOWS_ENV,
+    LibraryMissingError,
     custom_node_classes,
     default_workflows_dir,
     list_characters,
+    require_library,
     with_custom_nodes,
 )
 from handlers.workflow._manifest import (
@@ -90,6 +92,7 @@ __all__ = [
     "GraphEdits",
     "IdentityMethod",
     "InputSpec",
+    "LibraryMissingError",
     "LoraChoice",
     "LoraParam",
     "MediaBinding",
@@ -125,6 +128,7 @@ __all__ = [
     "parse_aspect_ratio",
     "prepare_speech_params",
     "prepare_tts_text",
+    "require_library",
     "resolve_graph",
     "resolve_template",
     "seed_variants",
