@@ -230,7 +230,7 @@ class _Fetcher:
                 self.progress.start(model, total, have)
                 written = have
                 with await asyncio.to_thread(part.open, "ab" if resuming else "wb") as out:
-                    async for chunk in response.aiter_raw(_CHUNK):
+                    async for chunk in response.aiter_raw():  # as received: a drop keeps what arrived
                         await asyncio.to_thread(out.write, chunk)
                         written += len(chunk)
                         self.progress.advance(model, len(chunk))
