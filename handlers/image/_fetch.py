@@ -94,7 +94,11 @@ class _Retryable(Exception):
 
 
 class _Fatal(Exception):
-    """A failure no retry fixes (404, 401, a digest mismatch)."""
+    """A failure no retry fixes (a digest mismatch, no usable source)."""
+
+
+class _SourceFailed(Exception):
+    """One URL cannot serve the file (404, 401, retries exhausted): the next mirror may."""
 
 
 def sha256_file(path: Path, *, prefix_bytes: int | None = None) -> tuple[str, int]:
@@ -112,10 +116,10 @@ def sha256_file(path: Path, *, prefix_bytes: int | None = None) -> tuple[str, in
     return digest.hexdigest(), size
 
 
-def _token_for(model: ModelPin, environ: Mapping[str, str]) -> str | None:
+def _token_for(model: ModelPin, url: str, environ: Mapping[str, str]) -> str | None:
     if model.token_env:
         return environ.get(model.token_env) or None
-    host = (urllib.parse.urlsplit(model.url or "").hostname or "").lower()
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
     if any(host == h or host.endswith("." + h) for h in _HF_HOSTS):
         return environ.get("HF_TOKEN") or environ.get("HUGGING_FACE_HUB_TOKEN") or None
     return None
@@ -182,11 +186,22 @@ class _Fetcher:
         os.replace(part, target)
 
     async def _download(self, model: ModelPin, part: Path, target: Path) -> FetchResult:
+        """From ``url``, then each mirror (same sha256) when a source fails for good; a digest mismatch is final."""
+        errors = []
+        for url in (model.url, *model.mirrors):
+            assert url is not None
+            try:
+                return await self._download_from(model, url, part, target)
+            except _SourceFailed as exc:
+                errors.append(str(exc))
+        raise _Fatal("; ".join(errors))
+
+    async def _download_from(self, model: ModelPin, url: str, part: Path, target: Path) -> FetchResult:
         resumed = False
         last_error = "no attempt made"
         for attempt in range(1, self.options.attempts + 1):
             try:
-                resumed = await self._transfer(model, part) or resumed
+                resumed = await self._transfer(model, url, part) or resumed
                 digest, size = await asyncio.to_thread(sha256_file, part)
                 await asyncio.to_thread(self._verify_and_place, model, part, target, digest, size)
                 return FetchResult(model, FetchStatus.DOWNLOADED, bytes=size, resumed=resumed)
@@ -195,32 +210,31 @@ class _Fetcher:
                 if attempt < self.options.attempts:
                     delay = min(self.options.backoff_cap_s, self.options.backoff_base_s * 2 ** (attempt - 1))
                     await self.sleep(delay)
-        raise _Fatal(f"gave up after {self.options.attempts} attempts: {last_error}")
+        raise _SourceFailed(f"gave up after {self.options.attempts} attempts: {last_error}")
 
-    async def _transfer(self, model: ModelPin, part: Path) -> bool:
+    async def _transfer(self, model: ModelPin, url: str, part: Path) -> bool:
         """One request: append to the partial file from where it ends. Returns whether it resumed."""
         have = await asyncio.to_thread(_size_of, part)
         if model.size is not None and have > model.size:
             await asyncio.to_thread(part.unlink)
             have = 0
         headers = {"Accept-Encoding": "identity"}
-        token = _token_for(model, self.options.environ)
+        token = _token_for(model, url, self.options.environ)
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if have:
             headers["Range"] = f"bytes={have}-"
-        assert model.url is not None
         try:
-            async with self.client.stream("GET", model.url, headers=headers) as response:
+            async with self.client.stream("GET", url, headers=headers) as response:
                 if response.status_code == 416 and have:
                     return True  # the partial file is already whole: verify it
                 if response.status_code in (401, 403):
                     hint = " (set the token in the environment)" if not token else " (the token was refused)"
-                    raise _Fatal(f"HTTP {response.status_code} from {_safe_url(model.url)}{hint}")
+                    raise _SourceFailed(f"HTTP {response.status_code} from {_safe_url(url)}{hint}")
                 if response.status_code == 429 or response.status_code >= 500:
-                    raise _Retryable(f"HTTP {response.status_code} from {_safe_url(model.url)}")
+                    raise _Retryable(f"HTTP {response.status_code} from {_safe_url(url)}")
                 if response.status_code not in (200, 206):
-                    raise _Fatal(f"HTTP {response.status_code} from {_safe_url(model.url)}")
+                    raise _SourceFailed(f"HTTP {response.status_code} from {_safe_url(url)}")
                 resuming = response.status_code == 206 and have > 0
                 if resuming and not response.headers.get("content-range", "").startswith(f"bytes {have}-"):
                     raise _Retryable("the server answered the range request with another range")
@@ -238,7 +252,7 @@ class _Fetcher:
                     raise _Retryable(f"the transfer ended early at {written} of {total} bytes")
                 return resuming
         except httpx.TransportError as exc:
-            raise _Retryable(f"{type(exc).__name__} while downloading {_safe_url(model.url)}") from exc
+            raise _Retryable(f"{type(exc).__name__} while downloading {_safe_url(url)}") from exc
 
 
 def _size_of(path: Path) -> int:

@@ -8,6 +8,7 @@ deterministic, so ``--check`` can compare them byte for byte.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
@@ -27,8 +28,10 @@ from handlers.image._lock import (
 __all__ = [
     "BAKED_MODELS_DIR",
     "MODEL_FOLDERS",
+    "OBJECT_INFO_FILE",
     "VOLUME_MODELS_DIR",
     "Pins",
+    "coverage_problems",
     "generate_lock",
     "load_pins",
     "lock_outputs",
@@ -36,6 +39,8 @@ __all__ = [
 ]
 
 BAKED_MODELS_DIR: Final = "/opt/comfyui/models"
+#: ComfyUI's /object_info at the pinned commit, kept in the library (a verbatim copy of a real server's answer).
+OBJECT_INFO_FILE: Final = Path("_catalogue") / "object_info.json"
 VOLUME_MODELS_DIR: Final = "/runpod-volume/models"
 
 #: Every model folder ComfyUI 0.3.64 knows (folder_paths.py), each with the sub-folders it searches, plus the folders
@@ -156,11 +161,13 @@ def generate_lock(root: Path, pins: Pins) -> ImageLock:
             for model in manifest.models:
                 pin = _model_pin(model.folder, model.file, str(model.url), model.sha256, pins)
                 previous = models.setdefault(pin.id, pin)
-                if previous.url != pin.url and (pin.sha256 is None or previous.sha256 != pin.sha256):
-                    raise LockError(
-                        f"{pin.id} comes from two URLs with different or unknown digests "
-                        f"({previous.url} and {pin.url}); give both templates the same URL or pin both digests"
-                    )
+                if previous.url != pin.url and pin.url not in previous.mirrors:
+                    if pin.sha256 is None or previous.sha256 != pin.sha256:
+                        raise LockError(
+                            f"{pin.id} comes from two URLs with different or unknown digests "
+                            f"({previous.url} and {pin.url}); give both templates the same URL or pin both digests"
+                        )
+                    models[pin.id] = previous.model_copy(update={"mirrors": (*previous.mirrors, pin.url)})
                 model_templates.setdefault(pin.id, set()).add(name)
                 template_models[name].add(pin.id)
             for node in manifest.custom_nodes:
@@ -270,7 +277,43 @@ def render_extra_model_paths(folders: dict[str, tuple[str, ...]] | None = None) 
     return "\n".join(lines) + "\n"
 
 
+def coverage_problems(root: Path, lock: ImageLock) -> list[str]:
+    """What the image would lack: a template node class that neither ComfyUI at the pinned commit (the library's
+    ``_catalogue/object_info.json``) nor a locked custom node pack (its classes in ``_catalogue/custom_nodes.json``,
+    at the locked repository and commit) provides, and a template model file the lock does not list."""
+    from handlers.workflow import list_templates, load_template  # noqa: PLC0415
+
+    catalogue = root / OBJECT_INFO_FILE
+    try:
+        core = set(json.loads(catalogue.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        return [f"{catalogue}: cannot read ComfyUI's /object_info catalogue ({exc})"]
+    locked = {(n.repo.rstrip("/"), n.commit) for n in lock.custom_nodes}
+    provided = set(core)
+    packs_file = root / "_catalogue" / "custom_nodes.json"
+    if packs_file.is_file():
+        for pack in json.loads(packs_file.read_text(encoding="utf-8")).get("packs", []):
+            if (str(pack.get("repo", "")).rstrip("/"), pack.get("commit")) in locked:
+                provided |= set(pack.get("nodes", {}))
+    models = {(m.folder, m.file, url) for m in lock.models for url in (m.url, *m.mirrors)}
+    problems = []
+    for character, name in list_templates(root):
+        template = load_template(root, name, character)
+        where = f"{character}/{name}" if character else name
+        for node_id, node in template.graph.items():
+            cls = node.get("class_type") if isinstance(node, dict) else None
+            if isinstance(cls, str) and cls not in provided:
+                problems.append(f"{where}: node {node_id} uses {cls}, which neither ComfyUI nor a locked pack provides")
+        for model in template.manifest.models if template.manifest else []:
+            if (model.folder, model.file, str(model.url)) not in models:
+                problems.append(f"{where}: model {model.folder}/{model.file} ({model.url}) is not in the lock")
+    return problems
+
+
 def lock_outputs(root: Path, pins_path: Path) -> dict[str, str]:
     """File name (in worker_image/) → its generated text."""
     lock = generate_lock(root, load_pins(pins_path))
+    problems = coverage_problems(root, lock)
+    if problems:
+        raise LockError("the templates need what the image would not have:\n  " + "\n  ".join(problems))
     return {"lock.json": lock.to_json(), "extra_model_paths.yaml": render_extra_model_paths(dict(lock.model_folders))}

@@ -66,6 +66,8 @@ class ModelPin(_Frozen):
     folder: str
     file: str = Field(pattern=_SAFE_PART.pattern)
     url: str | None = None
+    #: Other URLs serving the same bytes (same sha256), tried in order when ``url`` fails.
+    mirrors: tuple[str, ...] = ()
     generator: str | None = None
     sha256: str | None = None
     size: int | None = Field(default=None, ge=0)
@@ -93,6 +95,8 @@ class ModelPin(_Frozen):
             raise ValueError(f"{self.id}: sha256 must be 64 lowercase hex digits")
         if self.sha256 is None and not self.unverified:
             raise ValueError(f"{self.id}: without a sha256, 'unverified' must say why")
+        if self.mirrors and self.sha256 is None:
+            raise ValueError(f"{self.id}: mirrors need a sha256 (it is what makes them the same file)")
         return self
 
     @property
