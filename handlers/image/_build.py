@@ -119,8 +119,8 @@ def buildah_command(options: BuildOptions, base: str, context: Path) -> list[str
 
 def build_image(options: BuildOptions) -> float:
     """Build; returns the seconds the build took (printed too)."""
-    _need("buildah")
     _check_comfyui(options.comfyui_src)
+    _need("buildah")
     if options.wheels is not None and not options.wheels.is_dir():
         raise BuildError(f"--wheels {options.wheels} is not a folder")
     if options.ca_bundle is not None and not options.ca_bundle.is_file():

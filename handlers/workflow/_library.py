@@ -29,6 +29,9 @@ __all__ = [
 #: Environment variable naming the library folder (default: the repository's ``workflows/``).
 WORKFLOWS_ENV: Final = "RELAY_WORKFLOWS_DIR"
 CUSTOM_NODES_FILE: Final = Path("_catalogue") / "custom_nodes.json"
+#: Where an install keeps the library: ``workflows/`` beside ``handlers/`` (a checkout, or site-packages: the wheel
+#: carries it).
+BUNDLED_WORKFLOWS: Final = Path(__file__).resolve().parents[2] / "workflows"
 
 
 def default_workflows_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -37,7 +40,7 @@ def default_workflows_dir(environ: Mapping[str, str] | None = None) -> Path:
     configured = env.get(WORKFLOWS_ENV, "").strip()
     if configured:
         return Path(configured).expanduser()
-    return Path(__file__).resolve().parents[2] / "workflows"
+    return BUNDLED_WORKFLOWS
 
 
 class LibraryMissingError(ValueError):
