@@ -91,7 +91,9 @@ def _run_fetch(args: argparse.Namespace) -> int:
         with display:  # type: ignore[attr-defined]
             results = asyncio.run(fetch_models(models, args.dest, options=options, progress=reporter))
     else:
-        results = asyncio.run(fetch_models(models, args.dest, options=options, progress=LineProgress()))
+        results = asyncio.run(
+            fetch_models(models, args.dest, options=options, progress=LineProgress(count=len(models)))
+        )
     print(summary(results), file=sys.stderr)
     return 1 if any(r.status is FetchStatus.FAILED for r in results) else 0
 

@@ -21,9 +21,11 @@ def _mb(count: int) -> str:
 class LineProgress:
     """One line per file when it starts, every ``interval_s`` while it runs, and when it ends."""
 
-    def __init__(self, out: TextIO = sys.stderr, interval_s: float = 5.0) -> None:
+    def __init__(self, out: TextIO = sys.stderr, interval_s: float = 5.0, count: int = 0) -> None:
         self.out = out
         self.interval_s = interval_s
+        self.count = count
+        self.finished = 0
         self._state: dict[str, tuple[int, int | None, float]] = {}
 
     def start(self, model: ModelPin, total: int | None, done: int) -> None:
@@ -43,7 +45,9 @@ class LineProgress:
         self._state[model.id] = (done, total, last)
 
     def finish(self, result: FetchResult) -> None:
-        print(f"{result.status.value:>10} {result.model.id}", file=self.out, flush=True)
+        self.finished += 1
+        overall = f"[{self.finished}/{self.count}] " if self.count else ""
+        print(f"{overall}{result.status.value} {result.model.id}", file=self.out, flush=True)
 
 
 class _RichProgress:
