@@ -52,8 +52,9 @@ def test_the_image_runs_the_worker_under_tini_with_comfyui_on_loopback() -> None
     command = re.search(r'COMFYUI_COMMAND="([^"]+)"', text)
     assert command and "--listen 127.0.0.1" in command.group(1)
     assert "--extra-model-paths-config /opt/comfy-relay/extra_model_paths.yaml" in command.group(1)
-    # comfy-relay is installed from its source tree, not editable, with the worker extra.
-    assert re.search(r'pip install [^\n]*"/src/comfy-relay\[worker\]"', text) and " -e " not in text
+    # comfy-relay is built as a wheel (carrying workflows/) and installed from it, with the worker extra.
+    assert "RUN pip wheel --no-deps -w /wheels /src/comfy-relay" in text
+    assert re.search(r'pip install [^\n]*comfy_relay-\*\.whl\)\[worker\]"', text) and " -e " not in text
 
 
 def test_no_host_path_or_secret_reaches_a_layer() -> None:

@@ -51,3 +51,43 @@ def test_progress_lines_and_summary() -> None:
         "    failed  vae/a.bin: HTTP 404 from https://example.invalid/a",
         "1 downloaded, 1 failed",
     ]
+
+
+def test_the_tools_run_alone_as_in_an_image_build(tmp_path: Path) -> None:
+    """The Dockerfile copies only handlers/__init__.py and handlers/image/ before comfy-relay is installed: the
+    fetcher must need nothing else of the package."""
+    import shutil
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    tools = tmp_path / "relay-tools" / "handlers"
+    tools.mkdir(parents=True)
+    shutil.copy(repo / "handlers" / "__init__.py", tools / "__init__.py")
+    shutil.copytree(repo / "handlers" / "image", tools / "image", ignore=shutil.ignore_patterns("__pycache__"))
+    lock = repo / "worker_image" / "lock.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "handlers.image",
+            "models",
+            "fetch",
+            "--lock",
+            str(lock),
+            "--profile",
+            "test",
+            "--dest",
+            str(tmp_path / "models"),
+            "--generated-only",
+            "--no-progress",
+        ],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tools.parent), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "1 generated" in result.stderr
+    assert (tmp_path / "models" / "upscale_models" / "relay-test-srvgg-x2.safetensors").is_file()
