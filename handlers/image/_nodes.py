@@ -59,7 +59,17 @@ def _checkout(node: CustomNodePin, target: Path) -> None:
     if checkout.returncode != 0 or head != node.commit:
         shutil.rmtree(staging, ignore_errors=True)
         raise NodeInstallError(f"{node.name}: commit {node.commit} is not in {node.repo}")
-    shutil.rmtree(staging / ".git")
+    if (staging / ".gitmodules").is_file():
+        # Packs that vendor their model code as submodules (ComfyUI-F5-TTS): pinned by the pack's own commit.
+        sub = _git(staging, "-c", "protocol.file.allow=always", "submodule", "update", "--init", "--recursive")
+        if sub.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise NodeInstallError(f"{node.name}: its git submodules failed: {sub.stderr.strip()}")
+    for git_dir in [staging / ".git", *staging.rglob(".git")]:
+        if git_dir.is_dir():
+            shutil.rmtree(git_dir, ignore_errors=True)
+        else:
+            git_dir.unlink(missing_ok=True)
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
 

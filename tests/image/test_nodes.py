@@ -109,3 +109,23 @@ def test_failed_requirements_leave_no_commit_marker(
     with pytest.raises(NodeInstallError, match="requirements failed"):
         install_nodes([node], tmp_path / "cn", pip=pip[0])
     assert not (tmp_path / "cn" / "MyPack" / COMMIT_MARKER).exists()  # the next run tries again
+
+
+def test_submodules_come_along_at_the_packs_pinned_commit(
+    pack: tuple[Path, str, str], pip: tuple[list[str], Path], tmp_path: Path
+) -> None:
+    vendored, first, _ = pack
+    outer = tmp_path / "remote" / "Outer"
+    outer.mkdir(parents=True)
+    git(outer, "init", "-q", "-b", "main")
+    (outer / "__init__.py").write_text("")
+    git(outer, "add", ".")
+    git(outer, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(vendored), "vendor/MyPack")
+    git(outer / "vendor" / "MyPack", "checkout", "-q", first)
+    git(outer, "add", ".")
+    git(outer, "commit", "-qm", "with a submodule at the first commit")
+    commit = git(outer, "rev-parse", "HEAD")
+    install_nodes([CustomNodePin(name="Outer", repo=str(outer), commit=commit)], tmp_path / "cn", pip=pip[0])
+    installed = tmp_path / "cn" / "Outer"
+    assert "V1" in (installed / "vendor" / "MyPack" / "__init__.py").read_text()
+    assert not list(installed.rglob(".git"))
