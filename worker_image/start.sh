@@ -10,9 +10,17 @@ BAKED_MODELS="${RELAY_BAKED_MODELS:-/opt/comfyui/models}"
 # RELAY_FETCH_MODELS=1: download what the image's profile needs and the volume lacks (sha256-verified, resumable,
 # files already there and matching are skipped). A failure stops the start: a worker without its models would
 # fail every job.
+# RELAY_FETCH_ALLOW_UNVERIFIED=1 also fetches files the lock has no sha256 for (an explicit, logged choice).
 if [ "${RELAY_FETCH_MODELS:-0}" = 1 ]; then
     mkdir -p "$VOLUME_MODELS"
-    comfy-relay models fetch --lock "$RELAY_LOCK_FILE" --profile "$RELAY_PROFILE" --dest "$VOLUME_MODELS" --no-progress
+    unverified=""
+    if [ "${RELAY_FETCH_ALLOW_UNVERIFIED:-0}" = 1 ]; then
+        unverified="--allow-unverified"
+        echo "start.sh: RELAY_FETCH_ALLOW_UNVERIFIED=1: files without a locked sha256 are fetched unverified" >&2
+    fi
+    # shellcheck disable=SC2086
+    comfy-relay models fetch --lock "$RELAY_LOCK_FILE" --profile "$RELAY_PROFILE" --dest "$VOLUME_MODELS" \
+        --no-progress $unverified
 fi
 
 # ComfyUI finds volume models through extra_model_paths.yaml; some custom nodes (insightface, pulid) read
