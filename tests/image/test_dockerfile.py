@@ -53,7 +53,7 @@ def test_the_image_runs_the_worker_under_tini_with_comfyui_on_loopback() -> None
     assert command and "--listen 127.0.0.1" in command.group(1)
     assert "--extra-model-paths-config /opt/comfy-relay/extra_model_paths.yaml" in command.group(1)
     # comfy-relay is built as a wheel (carrying workflows/) and installed from it, with the worker extra.
-    assert "RUN pip wheel --no-deps -w /wheels /src/comfy-relay" in text
+    assert "RUN pip wheel --no-deps -w /opt/relay-wheel /src/comfy-relay" in text
     assert re.search(r'pip install [^\n]*comfy_relay-\*\.whl\)\[worker\]"', text) and " -e " not in text
 
 
