@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -107,6 +108,7 @@ def smoke(tag: str, *, timeout_s: float = 900.0) -> dict[str, Any]:
     config = EmulatorConfig(
         endpoint_id="smoke", api_key="smoke-api-key", worker_key="smoke-worker-key", job_take_wait_s=1.0
     )
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines would bury the report
     moto_port, comfy_port = _free_port(), _free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()
@@ -140,23 +142,24 @@ def smoke(tag: str, *, timeout_s: float = 900.0) -> dict[str, Any]:
                     "--temp-directory /opt/comfyui/temp"
                 ),
             }
-            api = httpx.Client(
+            with httpx.Client(
                 base_url=f"{runpod.url}/v2/{config.endpoint_id}",
                 headers={"Authorization": f"Bearer {config.api_key}"},
                 timeout=30,
-            )
-            submitted = api.post("/run", json={"input": {"workflow": smoke_workflow()}})
-            submitted.raise_for_status()
-            job_id = submitted.json()["id"]
-            deadline = time.monotonic() + timeout_s
-            with _container(tag, env, log) as process:
-                started = time.monotonic()
-                took_at, status, stream = _follow(api, job_id, process, deadline)
-                finished = time.monotonic()
+            ) as api:
+                submitted = api.post("/run", json={"input": {"workflow": smoke_workflow()}})
+                submitted.raise_for_status()
+                job_id = submitted.json()["id"]
+                deadline = time.monotonic() + timeout_s
+                with _container(tag, env, log) as process:
+                    started = time.monotonic()
+                    took_at, status, stream = _follow(api, job_id, process, deadline)
+                    finished = time.monotonic()
             return _verify(s3, job_id, status, stream, to_take_s=took_at - started, job_s=finished - took_at, log=log)
     except SmokeError as exc:
         raise SmokeError(f"{exc}\ncontainer log ({log}) ends with:\n{_tail(log)}") from None
     finally:
+        s3.close()
         moto.stop()
 
 
