@@ -24,6 +24,7 @@ from handlers.cli import (
     _templates,
     _validate,
 )
+from handlers.image._cli import register_image, register_models
 
 __all__ = ["build_parser", "main"]
 
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     _run.register(commands)
     _jobs.register(commands)
     _templates.register(commands)
+    register_image(commands)
+    register_models(commands)
     return parser
 
 

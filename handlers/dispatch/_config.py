@@ -42,7 +42,8 @@ class Settings(BaseModel):
     progress_secrets: tuple[SecretStr, ...] = Field(alias="RELAY_PROGRESS_SECRET", min_length=1)
     api_token: SecretStr = Field(alias="RELAY_API_TOKEN", min_length=16)
     object_info: Path | None = Field(default=None, alias="RELAY_OBJECT_INFO")
-    workflows: Path | None = Field(default=None, alias="RELAY_WORKFLOWS")
+    #: The template library; ``None``: the one installed with comfy-relay (the same variable as the worker and CLI).
+    workflows: Path | None = Field(default=None, alias="RELAY_WORKFLOWS_DIR")
     max_attempts: int = Field(default=3, alias="RELAY_MAX_ATTEMPTS", ge=1, le=20)
     max_receives: int = Field(default=MAX_RECEIVE_COUNT, alias="RELAY_MAX_RECEIVES", ge=1, le=1000)
     stale_after_s: float = Field(default=300.0, alias="RELAY_RECONCILE_STALE_S", ge=0, lt=RUNPOD_RETENTION_S)
@@ -86,6 +87,13 @@ class Settings(BaseModel):
         if any(len(secret.get_secret_value()) < 16 for secret in value):
             raise ValueError("each secret must be at least 16 characters")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_variables(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "RELAY_WORKFLOWS" in data:
+            raise ValueError("RELAY_WORKFLOWS was renamed RELAY_WORKFLOWS_DIR (one name for worker, CLI and dispatch)")
+        return data
 
     @model_validator(mode="after")
     def _one_api_key_source(self) -> Settings:

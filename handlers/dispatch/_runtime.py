@@ -8,7 +8,6 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from handlers.contract import ProgressWebhook
@@ -19,8 +18,6 @@ from handlers.dispatch._retry import Backoff, RetryPolicy
 from handlers.dispatch._webhook_handler import WebhookHandler
 
 __all__ = ["Runtime", "build_runtime", "limits_from", "reset_runtime", "runtime"]
-
-_BUNDLED_WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 
 
 @dataclass(frozen=True)
@@ -72,6 +69,7 @@ def build_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
     from handlers.dispatch._secrets import resolve_references  # noqa: PLC0415
     from handlers.dispatch._validation import DEFAULT_CATALOGUE, InputValidator  # noqa: PLC0415
     from handlers.outbound import OutboundGuard  # noqa: PLC0415
+    from handlers.workflow import LibraryMissingError, require_library  # noqa: PLC0415
 
     session = boto3.session.Session()
     # Secrets (and the stack's webhook URL) given as Secrets Manager / SSM references are fetched here, once.
@@ -89,7 +87,10 @@ def build_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
     catalogue = settings.object_info or DEFAULT_CATALOGUE
     if not catalogue.is_file():
         raise ConfigError([f"RELAY_OBJECT_INFO: {catalogue} is not a file"])
-    workflows = settings.workflows or (_BUNDLED_WORKFLOWS if _BUNDLED_WORKFLOWS.is_dir() else None)
+    try:
+        workflows = require_library(root=settings.workflows)
+    except LibraryMissingError as exc:
+        raise ConfigError([str(exc)]) from None
     clock_ms = _clock_ms
     store = DynamoJobStore(
         settings.jobs_table,

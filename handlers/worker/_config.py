@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypeVar
 
+from handlers.workflow import LibraryMissingError, default_workflows_dir, require_library
+
 __all__ = [
     "DEFAULT_COMFYUI_URL",
     "ConfigError",
@@ -25,8 +27,8 @@ T = TypeVar("T")
 DEFAULT_COMFYUI_URL: Final = "http://127.0.0.1:8188"
 _TRUTHY: Final = frozenset({"1", "true", "yes", "on"})
 _FALSY: Final = frozenset({"", "0", "false", "no", "off"})
-#: The repository's own template library, used when RELAY_WORKFLOWS_DIR is not set.
-_BUNDLED_WORKFLOWS: Final = Path(__file__).resolve().parents[2] / "workflows"
+#: The installed template library (the wheel carries workflows/), used when RELAY_WORKFLOWS_DIR is not set.
+_BUNDLED_WORKFLOWS: Final = default_workflows_dir({})
 
 
 class ConfigError(ValueError):
@@ -123,6 +125,11 @@ class WorkerConfig:
             webhook_timeout_s=get("RELAY_WEBHOOK_TIMEOUT_S", _seconds, 5.0),
             scratch_dir=get("RELAY_SCRATCH_DIR", _directory, None),
         )
+        if not any(p.startswith("RELAY_WORKFLOWS_DIR=") for p in problems):
+            try:
+                require_library(env)
+            except LibraryMissingError as exc:
+                problems.append(str(exc))
         if problems:
             raise ConfigError(problems)
         return config

@@ -36,9 +36,11 @@ from handlers.workflow._edits import (
 )
 from handlers.workflow._library import (
     WORKFLOWS_ENV,
+    LibraryMissingError,
     custom_node_classes,
     default_workflows_dir,
     list_characters,
+    require_library,
     with_custom_nodes,
 )
 from handlers.workflow._manifest import (
@@ -93,6 +95,7 @@ __all__ = [
     "GraphEdits",
     "IdentityMethod",
     "InputSpec",
+    "LibraryMissingError",
     "LoraChoice",
     "LoraParam",
     "MediaBinding",
@@ -131,6 +134,7 @@ __all__ = [
     "prepare_run",
     "prepare_speech_params",
     "prepare_tts_text",
+    "require_library",
     "resolve_graph",
     "resolve_template",
     "seed_variants",

@@ -18,15 +18,20 @@ from handlers.workflow._templates import CHARACTER_FILE, WORKFLOW_FILE
 __all__ = [
     "CUSTOM_NODES_FILE",
     "WORKFLOWS_ENV",
+    "LibraryMissingError",
     "custom_node_classes",
     "default_workflows_dir",
     "list_characters",
+    "require_library",
     "with_custom_nodes",
 ]
 
 #: Environment variable naming the library folder (default: the repository's ``workflows/``).
 WORKFLOWS_ENV: Final = "RELAY_WORKFLOWS_DIR"
 CUSTOM_NODES_FILE: Final = Path("_catalogue") / "custom_nodes.json"
+#: Where an install keeps the library: ``workflows/`` beside ``handlers/`` (a checkout, or site-packages: the wheel
+#: carries it).
+BUNDLED_WORKFLOWS: Final = Path(__file__).resolve().parents[2] / "workflows"
 
 
 def default_workflows_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -35,7 +40,29 @@ def default_workflows_dir(environ: Mapping[str, str] | None = None) -> Path:
     configured = env.get(WORKFLOWS_ENV, "").strip()
     if configured:
         return Path(configured).expanduser()
-    return Path(__file__).resolve().parents[2] / "workflows"
+    return BUNDLED_WORKFLOWS
+
+
+class LibraryMissingError(ValueError):
+    """The workflow library folder does not exist: a broken install or a wrong ``RELAY_WORKFLOWS_DIR``."""
+
+
+def require_library(environ: Mapping[str, str] | None = None, root: Path | None = None) -> Path:
+    """The library folder (``root``, else :func:`default_workflows_dir`), checked to exist. Every component calls
+    this once at start-up, so a wheel or image without ``workflows/`` fails its first boot with this message instead of
+    serving an empty template list."""
+    env = os.environ if environ is None else environ
+    path = root if root is not None else default_workflows_dir(env)
+    if path.is_dir():
+        return path
+    if root is None and env.get(WORKFLOWS_ENV, "").strip():
+        raise LibraryMissingError(f"{WORKFLOWS_ENV}={env[WORKFLOWS_ENV]!r}: no workflow library at {path}")
+    if root is None:
+        raise LibraryMissingError(
+            f"the bundled workflow library is missing (expected {path}): reinstall comfy-relay from a wheel built "
+            f"with workflows/, or set {WORKFLOWS_ENV} to a library folder"
+        )
+    raise LibraryMissingError(f"no workflow library at {path}")
 
 
 def list_characters(root: Path) -> list[str]:
