@@ -13,6 +13,10 @@ from handlers.workflow._binding import BoundWorkflow
 
 __all__ = ["prepare_run"]
 
+#: Output nodes that write ``<folder>/<prefix>_<time>.png`` without creating subfolders (ComfyUI 0.3.64's
+#: LossGraphNode): a prefix naming a folder makes them fail, so theirs stays flat (``<job id>_<attempt>_<prefix>``).
+_FLAT_PREFIX_NODES = frozenset({"LossGraphNode"})
+
 
 def prepare_run(
     bound: BoundWorkflow, *, job_id: str, attempt: str, staged: Mapping[str, str] | None = None
@@ -25,7 +29,7 @@ def prepare_run(
     - every ``filename_prefix`` is put under ``<job id>/<attempt>/``. Two reasons: ComfyUI answers an output node
       whose inputs did not change from its cache, naming the files of the earlier run, which the worker has
       removed; a prefix unique to the attempt makes the save node run again (its upstream nodes stay cached). And
-      each job's files land in a folder of their own.
+      each job's files land in a folder of their own (``_FLAT_PREFIX_NODES`` keep a flat, still unique, prefix).
     """
     names = dict(staged or {})
     graph = bound.with_staged(names)
@@ -37,7 +41,11 @@ def prepare_run(
             node["inputs"] = inputs = _media_refs(inputs, names)
         prefix = inputs.get("filename_prefix")
         if isinstance(prefix, str):
-            inputs["filename_prefix"] = f"{job_id}/{attempt}/{prefix.lstrip('/')}"
+            prefix = prefix.lstrip("/")
+            if node.get("class_type") in _FLAT_PREFIX_NODES:
+                inputs["filename_prefix"] = f"{job_id}_{attempt}_{prefix.replace('/', '_')}"
+            else:
+                inputs["filename_prefix"] = f"{job_id}/{attempt}/{prefix}"
     return graph
 
 

@@ -9,6 +9,7 @@ def test_public_surface() -> None:
     assert handlers.local.stack.__all__ == [
         "AWS_TEST_CREDENTIALS",
         "DEFAULT_PORT_BASE",
+        "SAMPLE_DATASET",
         "STATE_FILE",
         "Child",
         "ChildState",
@@ -26,7 +27,9 @@ def test_public_surface() -> None:
         "free_port",
         "pid_alive",
         "place_model_files",
+        "place_sample_inputs",
         "read_state",
+        "sample_job",
         "wait_healthy",
         "worker_available",
     ]

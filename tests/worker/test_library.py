@@ -1,0 +1,118 @@
+"""Every template of the library runs end to end through the worker, on the ComfyUI emulator with the local stack's
+placeholder models and sample inputs, with its default parameters (plus sample media and the values it requires).
+
+Only ``video/wan22-i2v`` is run smaller than its defaults (320x320, 17 frames instead of 640x640, 81 frames): at
+its defaults the emulator's I_PCM H.264 file is ~50 MB, which would dominate the suite's time for no extra coverage.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handlers.contract import OutputKind, OutputReadyEvent, ProgressEvent
+from handlers.local.stack import SAMPLE_DATASET, place_model_files, place_sample_inputs, sample_job
+from handlers.worker import WorkerRuntime
+from handlers.workflow import list_templates, load_template
+from tests.worker._relay import WORKFLOWS, Comfy, collect, result_of, runtime_for, serve_comfy
+
+
+@dataclass(frozen=True)
+class Expected:
+    """Outputs by kind: (count, width, height) for images and video, (count, None, None) otherwise."""
+
+    outputs: dict[OutputKind, tuple[int, int | None, int | None]]
+    #: Per-step progress a node of this class reports (sampler, training or TTS steps).
+    stepping: str | None = "KSampler"
+    params: dict[str, Any] | None = None
+
+
+IMAGE = OutputKind.IMAGE
+EXPECTED: dict[str, Expected] = {
+    "image/sdxl-basic": Expected({IMAGE: (1, 1024, 1024)}),
+    "ava/image/sdxl-basic": Expected({IMAGE: (1, 832, 1216)}),
+    "image/flux-dev": Expected({IMAGE: (1, 1024, 1024)}, stepping="SamplerCustomAdvanced"),
+    "image/z-image-turbo": Expected({IMAGE: (1, 1024, 1024)}),
+    "image/qwen-image": Expected({IMAGE: (1, 1328, 1328)}),
+    "image/sdxl-inpaint": Expected({IMAGE: (1, 512, 512)}),
+    "image/sdxl-outpaint": Expected({IMAGE: (1, 1024, 512)}),  # 512 + 256 on the left and on the right
+    "image/sdxl-faceid": Expected({IMAGE: (1, 896, 1152)}),
+    "image/sdxl-pulid": Expected({IMAGE: (1, 896, 1152)}),
+    # The sheet (four 832-wide poses and three 16-pixel gaps) and the four poses on their own.
+    "image/character-sheet": Expected({IMAGE: (5, None, 1216)}),
+    "video/wan22-i2v": Expected(
+        {OutputKind.VIDEO: (1, 320, 320)},
+        stepping="KSamplerAdvanced",
+        params={"width": 320, "height": 320, "length": 17},
+    ),
+    "audio/f5-tts": Expected({OutputKind.AUDIO: (1, None, None)}, stepping="F5TTSAudioInputs"),
+    # The LoRA itself is not a ComfyUI output (SaveLoRANode reports none); the loss graph is a temp preview.
+    "train/lora-sdxl": Expected({IMAGE: (1, 1024, 1024)}, stepping="TrainLoraNode"),
+    "image/blur": Expected({IMAGE: (1, 512, 512)}, stepping=None),
+    "image/solid-color": Expected({IMAGE: (1, 512, 512)}, stepping=None),
+}
+
+
+def library() -> list[str]:
+    return [f"{character}/{name}" if character else name for character, name in list_templates(WORKFLOWS)]
+
+
+def test_every_template_has_an_expectation() -> None:
+    assert sorted(library()) == sorted(EXPECTED)
+
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Comfy]:
+    root = tmp_path_factory.mktemp("library")
+    models = root / "models"
+    place_model_files(models, WORKFLOWS)
+    place_sample_inputs(root / "data" / "input")
+    with serve_comfy(root / "data", models) as served:
+        yield served
+
+
+@pytest.fixture
+async def runtime(comfy: Comfy, moto_endpoint: str, s3_bucket: str, tmp_path: Path) -> AsyncIterator[WorkerRuntime]:
+    rt = runtime_for(comfy, moto_endpoint, s3_bucket, scratch=tmp_path / "scratch")
+    yield rt
+    await rt.aclose()
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+async def test_template_runs_end_to_end(name: str, runtime: WorkerRuntime, comfy: Comfy) -> None:
+    character, _, template_name = name.partition("/") if name.count("/") == 2 else ("", "", name)
+    template = load_template(WORKFLOWS, template_name, character=character or None)
+    expected = EXPECTED[name]
+    job = sample_job(template)
+    job["params"].update(expected.params or {})
+    json.dumps(job)  # a job is plain JSON, as a caller would send it
+
+    events, final = await collect(runtime, {"id": f"lib-{name.replace('/', '-')}", "input": job})
+    result = result_of(final)
+
+    by_kind: dict[OutputKind, list[Any]] = {}
+    for output in result.outputs:
+        by_kind.setdefault(output.kind, []).append(output)
+    assert {kind: len(items) for kind, items in by_kind.items()} == {k: v[0] for k, v in expected.outputs.items()}
+    for kind, (_count, width, height) in expected.outputs.items():
+        for output in by_kind[kind]:
+            assert output.bytes > 0 and output.s3_uri is not None
+            if width is not None:
+                assert output.width == width, output
+            if height is not None:
+                assert output.height == height, output
+    ready = [e for e in events if isinstance(e, OutputReadyEvent)]
+    assert len(ready) == len(result.outputs)
+    steps = [e for e in events if isinstance(e, ProgressEvent) and e.step is not None]
+    if expected.stepping is not None:
+        graph = {**template.graph}
+        stepping_nodes = {node_id for node_id, node in graph.items() if node["class_type"] == expected.stepping}
+        assert steps and {e.node_id for e in steps} & stepping_nodes
+    assert result.seeds or name in ("image/blur", "image/solid-color")
+    if name == "train/lora-sdxl":
+        assert job["params"]["dataset"] == SAMPLE_DATASET
