@@ -1,5 +1,5 @@
 """The one path from a job's parameters to the one graph it runs: split off the graph edits, make speech text
-speakable, bind, apply the edits, and fold a seed batch into a single prompt.
+speakable, bind, apply the edits, fold a seed batch into a single prompt, and cut long speech into chunks.
 
 The worker (before queueing), dispatch (pre-validation) and the CLI (checking a job before sending it) all call
 these, so a job one of them accepts is a job the others accept.
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from typing import Any
 
 from pydantic import JsonValue
 
 from handlers.workflow._binding import BoundWorkflow, bind, bind_template
 from handlers.workflow._edit_params import apply_edits, prepare_speech_params, split_edit_params
+from handlers.workflow._speech import split_speech
 from handlers.workflow._templates import Template
 from handlers.workflow._variants import merge_variants
 
@@ -33,7 +35,7 @@ def resolve_template(
     edits, rest = split_edit_params(params, template.params())
     rest = prepare_speech_params(rest, template.kind)
     bound = bind_template(template, rest, overrides, media_names=media_names, rng=rng)
-    return merge_variants(apply_edits(bound, edits, profile=template.profile, media_names=media_names))
+    return _speech_chunks(merge_variants(apply_edits(bound, edits, profile=template.profile, media_names=media_names)))
 
 
 def resolve_graph(
@@ -47,4 +49,8 @@ def resolve_graph(
     """An inline API ``graph`` bound with ``params`` (placeholders) and ``overrides``, edits applied, merged."""
     edits, rest = split_edit_params(params)
     bound = bind(graph, rest, overrides, media_names=media_names, rng=rng)
-    return merge_variants(apply_edits(bound, edits, media_names=media_names))
+    return _speech_chunks(merge_variants(apply_edits(bound, edits, media_names=media_names)))
+
+
+def _speech_chunks(bound: BoundWorkflow) -> BoundWorkflow:
+    return replace(bound, graph=split_speech(bound.graph))

@@ -116,3 +116,17 @@ async def test_template_runs_end_to_end(name: str, runtime: WorkerRuntime, comfy
     assert result.seeds or name in ("image/blur", "image/solid-color")
     if name == "train/lora-sdxl":
         assert job["params"]["dataset"] == SAMPLE_DATASET
+
+
+async def test_long_speech_is_generated_chunk_by_chunk_into_one_audio(runtime: WorkerRuntime, comfy: Comfy) -> None:
+    template = load_template(WORKFLOWS, "audio/f5-tts")
+    job = sample_job(template)
+    short = job["params"]["voice_transcript"]
+    job["params"]["text"] = " ".join([short] * 12)  # 12 x 62 characters: four chunks of at most 200
+    events, final = await collect(runtime, {"id": "lib-long-speech", "input": job})
+    (audio,) = result_of(final).outputs
+    assert audio.kind is OutputKind.AUDIO and audio.mime == "audio/flac"
+    steps = [(e.step, e.step_max) for e in events if isinstance(e, ProgressEvent) and e.step is not None]
+    assert steps[-1] == (4, 4) and {m for _, m in steps} == {4}
+    # Each chunk lasts as long as the 3-second sample does for its transcript, times its length.
+    assert audio.duration_s is not None and 35 < audio.duration_s < 37
