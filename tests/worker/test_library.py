@@ -130,3 +130,16 @@ async def test_long_speech_is_generated_chunk_by_chunk_into_one_audio(runtime: W
     assert steps[-1] == (4, 4) and {m for _, m in steps} == {4}
     # Each chunk lasts as long as the 3-second sample does for its transcript, times its length.
     assert audio.duration_s is not None and 35 < audio.duration_s < 37
+
+
+@pytest.mark.parametrize(("fmt", "mime"), [("wav", "audio/wav"), ("flac", "audio/flac")])
+async def test_speech_is_delivered_as_wav_or_flac(fmt: str, mime: str, runtime: WorkerRuntime, comfy: Comfy) -> None:
+    job = sample_job(load_template(WORKFLOWS, "audio/f5-tts"))
+    job["output"] = {"format": fmt}
+    _events, final = await collect(runtime, {"id": f"lib-speech-{fmt}", "input": job})
+    (audio,) = result_of(final).outputs
+    assert audio.filename is not None and audio.filename.endswith(
+        ".flac"
+    )  # ComfyUI wrote FLAC; the object is converted
+    assert audio.mime == mime and audio.s3_uri is not None and audio.s3_uri.endswith(f".{fmt}")
+    assert audio.duration_s is not None and audio.duration_s > 1
