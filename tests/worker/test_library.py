@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from handlers.contract import OutputKind, OutputReadyEvent, ProgressEvent
@@ -71,7 +72,7 @@ def comfy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Comfy]:
     root = tmp_path_factory.mktemp("library")
     models = root / "models"
     place_model_files(models, WORKFLOWS)
-    place_sample_inputs(root / "data" / "input")
+    place_sample_inputs(root / "data" / "input", WORKFLOWS)
     with serve_comfy(root / "data", models) as served:
         yield served
 
@@ -143,3 +144,32 @@ async def test_speech_is_delivered_as_wav_or_flac(fmt: str, mime: str, runtime: 
     )  # ComfyUI wrote FLAC; the object is converted
     assert audio.mime == mime and audio.s3_uri is not None and audio.s3_uri.endswith(f".{fmt}")
     assert audio.duration_s is not None and audio.duration_s > 1
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "count"),
+    [("audio/f5-tts", OutputKind.AUDIO, 1), ("image/character-sheet", IMAGE, 5), ("train/lora-sdxl", IMAGE, 1)],
+)
+async def test_a_character_supplies_its_voice_references_and_trigger_word(
+    name: str, kind: OutputKind, count: int, runtime: WorkerRuntime, comfy: Comfy
+) -> None:
+    template = load_template(WORKFLOWS, name, character="mira")
+    job = sample_job(template)
+    assert "media" not in job  # mira's voice sample and reference photos are in ComfyUI's input folder
+    _events, final = await collect(runtime, {"id": f"lib-mira-{name.replace('/', '-')}", "input": job})
+    result = result_of(final)
+    assert [o.kind for o in result.outputs] == [kind] * count
+    graph = history_prompt(comfy, result.prompt_id)
+    values = {v for node in graph.values() for v in node["inputs"].values() if isinstance(v, str)}
+    if name == "audio/f5-tts":
+        assert {"mira_voice.wav", "Hi, I'm Mira. I read the news every morning, and I love a good story."} <= values
+    elif name == "image/character-sheet":
+        assert {"mira_ref_front.png", "mira_ref_side.png"} <= values
+    else:
+        assert "mira_character" in values
+
+
+def history_prompt(comfy: Comfy, prompt_id: str | None) -> dict[str, Any]:
+    body = httpx.get(f"{comfy.url}/history/{prompt_id}").json()
+    graph: dict[str, Any] = body[prompt_id]["prompt"][2]
+    return graph

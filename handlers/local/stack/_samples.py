@@ -2,7 +2,8 @@
 needs media or a value it has no default for.
 
 Media go in the job as base64 items (portrait photos, an inpainting mask, a voice sample); a LoRA training dataset
-(images with same-named caption files) is placed in ComfyUI's input folder, where the dataset loader reads it.
+(images with same-named caption files) and stand-ins for the characters' own media (reference photos, voice
+samples) are placed in ComfyUI's input folder, where the loaders read them.
 Everything is generated, deterministic and small: no file is downloaded or committed.
 """
 
@@ -19,7 +20,14 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from handlers.workflow import ParamType, Template
+from handlers.workflow import (
+    ParamType,
+    Template,
+    TemplateError,
+    default_workflows_dir,
+    list_characters,
+    load_character,
+)
 
 __all__ = [
     "SAMPLE_DATASET",
@@ -101,11 +109,35 @@ def sample_voice(seconds: float = 3.0, rate: int = 16000) -> bytes:
     return out.getvalue()
 
 
-def place_sample_inputs(input_dir: Path) -> list[Path]:
-    """Write the sample training dataset into ``input_dir/SAMPLE_DATASET`` (existing files are kept)."""
+def _character_media(root: Path) -> dict[str, bytes]:
+    """Stand-ins for the media files the characters name (reference photos, voice samples): the files a character
+    pack would provision into ComfyUI's input folder."""
+    media: dict[str, bytes] = {}
+    for folder in list_characters(root):
+        try:
+            profile = load_character(root, folder)
+        except TemplateError:
+            continue
+        for index, name in enumerate(profile.reference_images):
+            media.setdefault(name, sample_portrait(index + 1))
+        if profile.voice is not None:
+            media.setdefault(profile.voice.sample, sample_voice())
+    return media
+
+
+def place_sample_inputs(input_dir: Path, root: Path | None = None) -> list[Path]:
+    """Write the sample training dataset into ``input_dir/SAMPLE_DATASET``, and a stand-in for every reference photo
+    and voice sample the characters under ``root`` (default: the library) name, so ``--character mira`` runs.
+    Existing files are kept; returns the files created."""
+    created = []
+    for name, data in sorted(_character_media(root or default_workflows_dir()).items()):
+        path = input_dir / name
+        if not path.exists() and path.resolve().is_relative_to(input_dir.resolve()):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            created.append(path)
     folder = input_dir / SAMPLE_DATASET
     folder.mkdir(parents=True, exist_ok=True)
-    created = []
     for index, shot in enumerate(_DATASET_SHOTS):
         image, caption = folder / f"{index + 1:02}.png", folder / f"{index + 1:02}.txt"
         if not image.exists():

@@ -108,7 +108,11 @@ def test_sample_inputs_give_each_template_what_it_requires(tmp_path: Path) -> No
 
     created = place_sample_inputs(tmp_path)
     dataset = tmp_path / SAMPLE_DATASET
-    assert sorted(p.name for p in created) == sorted(p.name for p in dataset.iterdir())
+    # The training dataset, and stand-ins for the media mira's character.json names.
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in created) == sorted(
+        [f"{SAMPLE_DATASET}/{p.name}" for p in dataset.iterdir()]
+        + ["mira_ref_front.png", "mira_ref_side.png", "mira_voice.wav"]
+    )
     captions = sorted(dataset.glob("*.txt"))
     assert len(captions) == len(list(dataset.glob("*.png"))) == 4
     assert all(c.read_text().startswith("ohwx_character, ") for c in captions)
