@@ -162,9 +162,11 @@ def sample_job(template: Template) -> dict[str, Any]:
     for name, spec in template.params().items():
         if not spec.required:
             continue
-        if spec.type in (ParamType.IMAGE, ParamType.VIDEO):
+        if spec.type is ParamType.IMAGE:
             media.append(_media(name, sample_portrait(images), "image/png"))
             images += 1
+        elif spec.type is ParamType.VIDEO:
+            raise ValueError(f"{template.name}: no sample video for the required parameter {name!r}")
         elif spec.type is ParamType.MASK:
             media.append(_media(name, _sample_mask(), "image/png"))
         elif spec.type is ParamType.AUDIO:
