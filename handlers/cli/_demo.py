@@ -38,6 +38,12 @@ def register(commands: Any) -> None:
         "--port-base", type=int, default=None, help="first port of a new stack (default 8480; 0: free ports)"
     )
     parser.add_argument("--fresh", action="store_true", help="start a new stack (on free ports) even if one is running")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        dest="all_templates",
+        help="run every template of the library once, with its defaults and sample inputs",
+    )
     parser.set_defaults(run=_run)
 
 
@@ -65,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
                     info = stack.start()
                 out.print("Local stack is up:")
             _print_endpoints(out, info)
-            outcomes = asyncio.run(_demo(info, args.out.resolve(), out))
+            outcomes = asyncio.run(_demo(info, args.out.resolve(), out, all_templates=args.all_templates))
         except StackError as exc:
             error_console().print(f"comfy-relay demo: {exc}", style="red", markup=False)
             return 1
@@ -98,8 +104,8 @@ def _summary(out: Console, outcomes: list[JobOutcome]) -> int:
     return 0
 
 
-async def _demo(info: StackInfo, out_dir: Path, out: Console) -> list[JobOutcome]:
-    from handlers.cli._demo_jobs import DemoOutcome, run_demo_jobs  # noqa: PLC0415 - httpx, boto3, workflow models
+async def _demo(info: StackInfo, out_dir: Path, out: Console, *, all_templates: bool = False) -> list[JobOutcome]:
+    from handlers.cli._demo_jobs import DemoOutcome, library_jobs, run_demo_jobs  # noqa: PLC0415 - httpx, boto3
 
     await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     missing = [part for part, present in _needed_parts(info).items() if not present]
@@ -108,7 +114,7 @@ async def _demo(info: StackInfo, out_dir: Path, out: Console) -> list[JobOutcome
             "the stack runs without " + " and ".join(missing) + (f" ({'; '.join(info.notes)})" if info.notes else "")
         )
         return [DemoOutcome(label="local stack", ok=False, error=reason)]
-    return await run_demo_jobs(info, out_dir, out)
+    return await run_demo_jobs(info, out_dir, out, library_jobs() if all_templates else None)
 
 
 def _needed_parts(info: StackInfo) -> dict[str, bool]:

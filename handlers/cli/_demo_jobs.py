@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from handlers.local.stack import StackInfo
 
-__all__ = ["DemoJob", "DemoOutcome", "demo_jobs", "multi_output_workflow", "run_demo_jobs"]
+__all__ = ["DemoJob", "DemoOutcome", "demo_jobs", "library_jobs", "multi_output_workflow", "run_demo_jobs"]
 
 _TIMEOUT_S = 300.0
 _POLL_S = 0.2
@@ -120,6 +120,25 @@ def demo_jobs() -> list[DemoJob]:
             },
         ),
     ]
+
+
+def library_jobs() -> list[DemoJob]:
+    """``demo --all``: every template of the library (and every character's own copy), each with its defaults and
+    the sample inputs it requires, through RunPod's ``/run``."""
+    from handlers.local.stack import sample_job  # noqa: PLC0415 - pillow
+    from handlers.workflow import default_workflows_dir, list_templates, load_template  # noqa: PLC0415
+
+    root = default_workflows_dir()
+    jobs = []
+    for character, name in list_templates(root):
+        full = f"{character}/{name}" if character else name
+        template = load_template(root, name, character=character)
+        jobs.append(
+            DemoJob(
+                key=full.replace("/", "-"), label=f"{full} via RunPod /run", via="runpod", input=sample_job(template)
+            )
+        )
+    return jobs
 
 
 async def _aws_client(info: StackInfo, service: Literal["s3", "sqs"]) -> Any:
@@ -250,8 +269,10 @@ async def _one(
     return outcome, outputs
 
 
-async def run_demo_jobs(info: StackInfo, out_dir: Path, out: Console) -> list[DemoOutcome]:
-    jobs = demo_jobs()
+async def run_demo_jobs(
+    info: StackInfo, out_dir: Path, out: Console, jobs: list[DemoJob] | None = None
+) -> list[DemoOutcome]:
+    jobs = demo_jobs() if jobs is None else jobs
     async with RunPodCli(EndpointTarget.from_stack_env(info.client_env)) as api:
         with JobBars(out) as bars:
             for job in jobs:

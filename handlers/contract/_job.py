@@ -41,10 +41,10 @@ __all__ = [
     "MAX_PRESIGN_SECONDS",
     "MAX_TIMEOUT_S",
     "GraphFormat",
-    "ImageFormat",
     "JobInput",
     "LegacyImage",
     "MediaItem",
+    "OutputFormat",
     "OutputOptions",
     "ProgressWebhook",
     "graph_format",
@@ -183,10 +183,18 @@ class LegacyImage(StrictModel):
         return value
 
 
-class ImageFormat(StrEnum):
+class OutputFormat(StrEnum):
+    """What ``output.format`` converts to: still images to png/jpeg/webp, audio to wav/flac."""
+
     PNG = "png"
     JPEG = "jpeg"
     WEBP = "webp"
+    WAV = "wav"
+    FLAC = "flac"
+
+    @property
+    def is_audio(self) -> bool:
+        return self in (OutputFormat.WAV, OutputFormat.FLAC)
 
 
 class OutputOptions(StrictModel):
@@ -194,7 +202,10 @@ class OutputOptions(StrictModel):
 
     bucket: str | None = Field(default=None, pattern=_BUCKET, description="S3 bucket (default: the worker's)")
     prefix: str | None = Field(default=None, pattern=_PREFIX, max_length=512, description="key prefix in the bucket")
-    format: ImageFormat | None = Field(default=None, description="convert still images; absent keeps ComfyUI's")
+    format: OutputFormat | None = Field(
+        default=None,
+        description="convert still images (png, jpeg, webp) or audio (wav, flac); absent keeps ComfyUI's",
+    )
     quality: int | None = Field(default=None, ge=1, le=100, description="for jpeg/webp conversion")
     include_temp: bool = Field(default=False, description="also return temp outputs (PreviewImage etc.)")
     presign_seconds: int = Field(default=3600, ge=1, le=MAX_PRESIGN_SECONDS)

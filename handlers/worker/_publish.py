@@ -29,6 +29,7 @@ from handlers.worker._storage import (
     OutputStore,
     StoredObject,
     UploadFailed,
+    convert_audio,
     convert_image,
     object_key,
 )
@@ -117,15 +118,19 @@ class OutputPublisher:
         upload_path, name = path, ref.filename
         mime_override: str | None = None
         converted: Path | None = None
-        if self.options.format is not None and ref.kind is OutputKind.IMAGE:
+        fmt = self.options.format
+        if fmt is not None and ref.kind is (OutputKind.AUDIO if fmt.is_audio else OutputKind.IMAGE):
             work_dir = self._work_dir or path.parent
             try:
-                upload_path, name, mime_override = await asyncio.to_thread(
-                    convert_image, path, self.options.format.value, self.options.quality, work_dir
-                )
+                if fmt.is_audio:
+                    upload_path, name, mime_override = await asyncio.to_thread(convert_audio, path, fmt.value, work_dir)
+                else:
+                    upload_path, name, mime_override = await asyncio.to_thread(
+                        convert_image, path, fmt.value, self.options.quality, work_dir
+                    )
             except (OSError, ValueError) as exc:
                 raise UploadFailed(f"cannot convert {ref.filename}: {exc}", retryable=False) from exc
-            converted = upload_path
+            converted = upload_path if upload_path != path else None
         try:
             try:
                 content_type = mime_override or await asyncio.to_thread(_content_type, upload_path)

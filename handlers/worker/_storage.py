@@ -45,6 +45,7 @@ __all__ = [
     "StoredObject",
     "UploadFailed",
     "UploadSettings",
+    "convert_audio",
     "convert_image",
     "object_key",
 ]
@@ -413,4 +414,38 @@ def convert_image(src: Path, fmt: str, quality: int | None, work_dir: Path) -> t
         if pil_format in ("JPEG", "WEBP"):
             options["quality"] = quality if quality is not None else 90
         image.save(out, format=pil_format, **options)
+    return out, stored_name, mime
+
+
+_AUDIO_FORMATS: Final[dict[str, tuple[str, str, tuple[str, ...]]]] = {
+    # format -> (libsndfile container, MIME, sample formats it keeps as they are; others become 16-bit PCM)
+    "wav": ("WAV", "audio/wav", ("PCM_16", "PCM_24", "PCM_32", "FLOAT")),
+    "flac": ("FLAC", "audio/flac", ("PCM_16", "PCM_24")),
+}
+
+
+def convert_audio(src: Path, fmt: str, work_dir: Path) -> tuple[Path, str, str]:
+    """Re-encode audio (FLAC, WAV, MP3, Opus: what ComfyUI's savers write) as wav|flac into ``work_dir``; returns
+    (path, file name to store, MIME). A file already in that format is returned as it is.
+
+    Blocking (libsndfile through ``soundfile``): run in a thread. Sample rate and channels are kept; the sample
+    format too where the target holds it (a 24-bit FLAC stays 24-bit in WAV), else 16-bit PCM.
+    """
+    import soundfile  # noqa: PLC0415 - numpy and libsndfile load only when a job asks for audio conversion
+
+    try:
+        container, mime, kept = _AUDIO_FORMATS[fmt]
+    except KeyError:
+        raise ValueError(f"unsupported audio format {fmt!r}; use wav or flac") from None
+    stored_name = f"{src.stem}.{fmt}"
+    if src.suffix.lower() == f".{fmt}":
+        return src, src.name, mime
+    out = work_dir / f".{secrets.token_hex(6)}.{stored_name}"
+    try:
+        info = soundfile.info(str(src))
+        data, rate = soundfile.read(str(src), dtype="float32", always_2d=True)
+        subtype = info.subtype if info.subtype in kept else "PCM_16"
+        soundfile.write(str(out), data, rate, format=container, subtype=subtype)
+    except (soundfile.LibsndfileError, RuntimeError) as exc:
+        raise ValueError(str(exc)) from exc
     return out, stored_name, mime

@@ -60,6 +60,7 @@ from handlers.workflow._params import ParamSpec
 from handlers.workflow._resolve import resolve_graph, resolve_template
 from handlers.workflow._run_graph import prepare_run
 from handlers.workflow._sizes import ModelFamily, detect_family, parse_aspect_ratio, size_for, size_multiple
+from handlers.workflow._speech import SPEECH_CHUNK_CHARS, chunked_speech, split_speech
 from handlers.workflow._templates import (
     Template,
     TemplateError,
@@ -80,6 +81,7 @@ __all__ = [
     "MEDIA_TYPES",
     "RANDOM_SEED_MAX",
     "SEED_INPUTS",
+    "SPEECH_CHUNK_CHARS",
     "SPEECH_PARAMS",
     "WORKFLOWS_ENV",
     "Bind",
@@ -119,6 +121,7 @@ __all__ = [
     "bind_template",
     "caption_with_trigger",
     "chunk_text",
+    "chunked_speech",
     "custom_node_classes",
     "default_workflows_dir",
     "detect_family",
@@ -145,6 +148,7 @@ __all__ = [
     "size_multiple",
     "split_edit_params",
     "split_sentences",
+    "split_speech",
     "ui_to_api",
     "validate",
     "variant_node_id",

@@ -114,6 +114,8 @@ class _Binder:
     graph: Mapping[str, Any]
     rng: random.Random
     media_names: Collection[str] | None
+    #: The template's own placeholder strings -> parameter names (``TemplateManifest.placeholders``).
+    aliases: Mapping[str, str] = field(default_factory=dict)
     index: NodeIndex = field(init=False)
     problems: list[Problem] = field(default_factory=list)
     assignments: list[_Assignment] = field(default_factory=list)
@@ -208,7 +210,7 @@ class _Binder:
                 self.problem(path, str(exc))
                 continue
             current = self.index.inputs(node_id)[input_name]
-            spec = specs.get(placeholder_name(current) or "")
+            spec = specs.get(placeholder_name(current, self.aliases) or "")
             is_seed = input_name in SEED_INPUTS or (spec is not None and spec.type is ParamType.SEED)
             random_seed = False
             value: Any
@@ -217,7 +219,7 @@ class _Binder:
                     value = coerce_seed(raw)
                 elif spec is not None and spec.param is not None:
                     value = spec.param.coerce(raw)
-                elif is_link(current) or placeholder_name(current) is not None:
+                elif is_link(current) or placeholder_name(current, self.aliases) is not None:
                     value = raw
                 else:
                     value = coerce_like(raw, current)
@@ -322,8 +324,11 @@ def bind(
     problem = _graph_problem(graph)
     if problem is not None:
         raise BindingError([problem])
-    binder = _Binder(graph=graph, rng=rng if rng is not None else random.SystemRandom(), media_names=media_names)
-    specs = param_specs(find_placeholders(graph), manifest, profile)
+    aliases = manifest.placeholders if manifest is not None else {}
+    binder = _Binder(
+        graph=graph, rng=rng if rng is not None else random.SystemRandom(), media_names=media_names, aliases=aliases
+    )
+    specs = param_specs(find_placeholders(graph, aliases), manifest, profile)
     binder.bind_params(specs, params or {})
     binder.bind_overrides(overrides or {}, specs)
     if binder.problems:

@@ -231,6 +231,11 @@ class TemplateManifest(_Model):
     params: list[TemplateParam] = Field(default_factory=list)
     models: list[ModelFile] = Field(default_factory=list)
     custom_nodes: list[CustomNode] = Field(default_factory=list)
+    placeholders: dict[Annotated[str, StringConstraints(min_length=3, max_length=128)], str] = Field(
+        default_factory=dict,
+        description="the graph's own placeholder strings (e.g. '__CHORUS_PROMPT__') -> the parameter each stands for; "
+        "a whole input value equal to one is bound like '{{name}}'",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> Self:
@@ -238,6 +243,9 @@ class TemplateManifest(_Model):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"parameter names must be unique: {', '.join(duplicates)}")
+        unknown = sorted(f"{text!r} -> {name!r}" for text, name in self.placeholders.items() if name not in names)
+        if unknown:
+            raise ValueError(f"placeholders must name a declared parameter: {', '.join(unknown)}")
         return self
 
     def param(self, name: str) -> TemplateParam | None:

@@ -1,5 +1,5 @@
 """The one path from a job's parameters to the one graph it runs: split off the graph edits, make speech text
-speakable, bind, apply the edits, and fold a seed batch into a single prompt.
+speakable, bind, apply the edits, fold a seed batch into a single prompt, and cut long speech into chunks.
 
 The worker (before queueing), dispatch (pre-validation) and the CLI (checking a job before sending it) all call
 these, so a job one of them accepts is a job the others accept.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from typing import Any
 
 from pydantic import JsonValue
@@ -17,6 +18,7 @@ from handlers.workflow._binding import BindingError, BoundWorkflow, bind, bind_t
 from handlers.workflow._catalogue import Catalogue
 from handlers.workflow._edit_params import apply_edits, prepare_speech_params, split_edit_params
 from handlers.workflow._output_prefix import filename_prefix_problems
+from handlers.workflow._speech import split_speech
 from handlers.workflow._templates import Template
 from handlers.workflow._variants import merge_variants
 
@@ -37,7 +39,9 @@ def resolve_template(
     edits, rest = split_edit_params(params, template.params())
     rest = prepare_speech_params(rest, template.kind)
     bound = bind_template(template, rest, overrides, media_names=media_names, rng=rng, catalogue=catalogue)
-    return _checked(merge_variants(apply_edits(bound, edits, profile=template.profile, media_names=media_names)))
+    return _checked(
+        _speech_chunks(merge_variants(apply_edits(bound, edits, profile=template.profile, media_names=media_names)))
+    )
 
 
 def resolve_graph(
@@ -53,7 +57,7 @@ def resolve_graph(
     ``catalogue``, file inputs naming a media item bind to it (see :func:`bind`)."""
     edits, rest = split_edit_params(params)
     bound = bind(graph, rest, overrides, media_names=media_names, rng=rng, catalogue=catalogue)
-    return _checked(merge_variants(apply_edits(bound, edits, media_names=media_names)))
+    return _checked(_speech_chunks(merge_variants(apply_edits(bound, edits, media_names=media_names))))
 
 
 def _checked(bound: BoundWorkflow) -> BoundWorkflow:
@@ -62,3 +66,7 @@ def _checked(bound: BoundWorkflow) -> BoundWorkflow:
     if problems:
         raise BindingError(problems)
     return bound
+
+
+def _speech_chunks(bound: BoundWorkflow) -> BoundWorkflow:
+    return replace(bound, graph=split_speech(bound.graph))

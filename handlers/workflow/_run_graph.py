@@ -14,6 +14,10 @@ from handlers.workflow._output_prefix import FILENAME_PREFIX, job_filename_prefi
 
 __all__ = ["prepare_run"]
 
+#: Output nodes that write ``<folder>/<prefix>_<time>.png`` without creating subfolders (ComfyUI 0.3.64's
+#: LossGraphNode): a prefix naming a folder makes them fail, so theirs stays flat (``<job id>_<attempt>_<prefix>``).
+_FLAT_PREFIX_NODES = frozenset({"LossGraphNode"})
+
 
 def prepare_run(
     bound: BoundWorkflow, *, job_id: str, attempt: str, staged: Mapping[str, str] | None = None
@@ -26,7 +30,7 @@ def prepare_run(
     - every ``filename_prefix`` is put under ``<job id>/<attempt>/``. Two reasons: ComfyUI answers an output node
       whose inputs did not change from its cache, naming the files of the earlier run, which the worker has
       removed; a prefix unique to the attempt makes the save node run again (its upstream nodes stay cached). And
-      each job's files land in a folder of their own.
+      each job's files land in a folder of their own (``_FLAT_PREFIX_NODES`` keep a flat, still unique, prefix).
     """
     names = dict(staged or {})
     graph = bound.with_staged(names)
@@ -37,5 +41,7 @@ def prepare_run(
         prefix = inputs.get(FILENAME_PREFIX)
         if isinstance(prefix, str):
             # Normalised, and '..' refused (resolve already reported it as invalid_input): never outside the job.
-            inputs[FILENAME_PREFIX] = job_filename_prefix(prefix, job_id, attempt)
+            full = job_filename_prefix(prefix, job_id, attempt)
+            flat = node.get("class_type") in _FLAT_PREFIX_NODES
+            inputs[FILENAME_PREFIX] = full.replace("/", "_") if flat else full
     return graph

@@ -79,24 +79,31 @@ class TemplateInvalidError(TemplateError, ValueError):
     code = ErrorCode.WORKFLOW_INVALID
 
 
-def placeholder_name(value: Any) -> str | None:
-    """``"{{prompt}}"`` (a whole input value) names the parameter ``prompt``; anything else names none."""
+def placeholder_name(value: Any, aliases: Mapping[str, str] | None = None) -> str | None:
+    """``"{{prompt}}"`` (a whole input value) names the parameter ``prompt``; so does a template's own placeholder
+    string mapped to it in ``aliases`` (``{"__CHORUS_PROMPT__": "prompt"}``). Anything else names none."""
     if isinstance(value, str):
-        match = _PLACEHOLDER.fullmatch(value.strip())
+        text = value.strip()
+        if aliases and text in aliases:
+            return aliases[text]
+        match = _PLACEHOLDER.fullmatch(text)
         if match:
             return match.group(1)
     return None
 
 
-def find_placeholders(graph: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
-    """Placeholder name → the ``(node id, input)`` pairs holding it, in graph order."""
+def find_placeholders(
+    graph: Mapping[str, Any], aliases: Mapping[str, str] | None = None
+) -> dict[str, list[tuple[str, str]]]:
+    """Placeholder name → the ``(node id, input)`` pairs holding it, in graph order (``aliases``: see
+    :func:`placeholder_name`)."""
     found: dict[str, list[tuple[str, str]]] = {}
     for node_id, node in graph.items():
         inputs = node.get("inputs") if isinstance(node, Mapping) else None
         if not isinstance(inputs, Mapping):
             continue
         for input_name, value in inputs.items():
-            name = placeholder_name(value)
+            name = placeholder_name(value, aliases)
             if name is not None:
                 found.setdefault(name, []).append((node_id, input_name))
     return found
@@ -125,14 +132,14 @@ def check_template(graph: Any, manifest: TemplateManifest | None) -> list[Proble
     if problems or manifest is None:
         return problems
     index = NodeIndex(graph)
-    placeholders = find_placeholders(graph)
+    placeholders = find_placeholders(graph, manifest.placeholders)
     owner: dict[tuple[str, str], str] = {}
     for param in manifest.params:
         base = format_path("template", ["params", param.name])
         if not param.binds and param.name not in placeholders:
-            problems.append(
-                Problem(path=base, message=f'binds no node input and the graph has no "{{{{{param.name}}}}}"')
-            )
+            own = [text for text, name in manifest.placeholders.items() if name == param.name]
+            shown = " or ".join(f'"{text}"' for text in [f"{{{{{param.name}}}}}", *own])
+            problems.append(Problem(path=base, message=f"binds no node input and the graph has no {shown}"))
         targets: list[tuple[str, str]] = []
         for i, bind in enumerate(param.binds):
             try:
@@ -274,7 +281,7 @@ def load_template(root: Path, name: str, character: str | None = None) -> Templa
         manifest=manifest,
         character=character,
         profile=profile,
-        placeholders=find_placeholders(graph),
+        placeholders=find_placeholders(graph, manifest.placeholders if manifest is not None else None),
     )
 
 

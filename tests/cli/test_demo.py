@@ -35,3 +35,21 @@ def test_demo_reuses_a_running_stack(run_cli: CliRunner, local_stack: Path, tmp_
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Reusing the local stack" in result.stdout
     assert (local_stack / "stack.json").exists()  # it is not ours to stop
+
+
+def test_demo_all_runs_every_template_with_its_sample_inputs() -> None:
+    from handlers.cli._demo_jobs import library_jobs
+    from handlers.contract import JobInput
+    from handlers.workflow import default_workflows_dir, list_templates
+
+    jobs = library_jobs()
+    expected = [f"{c}/{n}" if c else n for c, n in list_templates(default_workflows_dir())]
+    assert [job.label.removesuffix(" via RunPod /run") for job in jobs] == expected
+    assert len({job.key for job in jobs}) == len(jobs) and all(job.via == "runpod" for job in jobs)
+    for job in jobs:
+        parsed = JobInput.model_validate(job.input)  # every job is a valid job input as sent
+        assert parsed.template is not None
+    by_key = {job.key: job.input for job in jobs}
+    assert by_key["ava-image-sdxl-basic"]["character"] == "ava"
+    assert [m["name"] for m in by_key["image-sdxl-inpaint"]["media"]] == ["image", "mask"]
+    assert by_key["audio-f5-tts"]["media"][0]["mime"] == "audio/wav"

@@ -125,7 +125,7 @@ def test_every_problem_is_reported_at_once_with_paths() -> None:
         "input.media[1].base64": "is not valid base64",
         "input.output.quality": "must be >= 1",
         "input.output.presign_seconds": "must be <= 604800",
-        "input.output.format": "must be one of 'png', 'jpeg' or 'webp'",
+        "input.output.format": "must be one of 'png', 'jpeg', 'webp', 'wav' or 'flac'",
         "input.job_id": "must be 1-128 letters, digits, '_' or '-', starting with a letter or digit",
         "input.timeout_s": "must be >= 1",
         "input.overrides.nodot": "override key 'nodot' must be '<node id or title>.<input>'",

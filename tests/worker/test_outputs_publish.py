@@ -11,7 +11,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from handlers.contract import ImageFormat, JobResult, OutputKind, OutputOptions
+from handlers.contract import JobResult, OutputFormat, OutputKind, OutputOptions
 from handlers.worker._outputs import ComfyDirs
 from handlers.worker._publish import OutputPublisher, stored_result
 from handlers.worker._staging import job_files
@@ -88,7 +88,7 @@ async def test_conversion_only_for_still_images(dirs: ComfyDirs) -> None:
     frames = [Image.new("RGB", (8, 8), c) for c in ("red", "blue")]
     frames[0].save(dirs.output / "anim.webp", save_all=True, append_images=frames[1:], duration=50)
     store = MemoryOutputStore()
-    options = OutputOptions(format=ImageFormat.JPEG, quality=70)
+    options = OutputOptions(format=OutputFormat.JPEG, quality=70)
     publisher = OutputPublisher(store, JOB, dirs, options, work_dir=dirs.temp)
     (still,) = await publisher.publish_node("1", ui_images("s.png", subfolder=""))
     (anim,) = await publisher.publish_node(

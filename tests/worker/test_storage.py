@@ -232,3 +232,31 @@ def test_store_from_env_uses_the_standard_endpoint_variable(
     assert store.client.meta.endpoint_url == moto_endpoint
     with pytest.raises(ValueError, match="RELAY_S3_BUCKET"):
         S3OutputStore.from_env({})
+
+
+def test_convert_audio_between_wav_and_flac_keeps_the_samples(tmp_path: Path) -> None:
+    import array
+    import wave
+
+    from handlers.worker._storage import convert_audio
+
+    samples = array.array("h", [(n * 37) % 20000 - 10000 for n in range(24000)])
+    src = tmp_path / "voice.wav"
+    with wave.open(str(src), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(24000)
+        writer.writeframes(samples.tobytes())
+    flac, flac_name, flac_mime = convert_audio(src, "flac", tmp_path)
+    assert (flac_name, flac_mime) == ("voice.flac", "audio/flac") and flac.read_bytes()[:4] == b"fLaC"
+    back, name, mime = convert_audio(flac, "wav", tmp_path)
+    assert mime == "audio/wav" and name.endswith(".wav")
+    with wave.open(str(back)) as reader:
+        assert (reader.getframerate(), reader.getsampwidth(), reader.getnchannels()) == (24000, 2, 1)
+        assert array.array("h", reader.readframes(reader.getnframes())) == samples
+    assert convert_audio(src, "wav", tmp_path) == (src, "voice.wav", "audio/wav")  # already wav: as it is
+    with pytest.raises(ValueError, match="use wav or flac"):
+        convert_audio(src, "mp3", tmp_path)
+    (tmp_path / "broken.flac").write_bytes(b"not audio")
+    with pytest.raises(ValueError):
+        convert_audio(tmp_path / "broken.flac", "wav", tmp_path)

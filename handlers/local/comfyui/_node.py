@@ -87,6 +87,8 @@ class Node:
     OUTPUT_TOOLTIPS: ClassVar[tuple[str | None, ...] | None] = None
     #: Written by ComfyUI's V3 node schema (``comfy_api.latest``): changes the entry's extra keys, see above.
     V3: ClassVar[bool] = False
+    #: A V3 node's ``is_experimental`` (its entry's ``experimental``); V1 nodes say it through ``EXTRA_INFO``.
+    EXPERIMENTAL: ClassVar[bool] = False
     #: Extra keys a V1 entry carries after ``output_node`` (e.g. ``{"experimental": True}``).
     EXTRA_INFO: ClassVar[dict[str, Any]] = {}
     #: Inputs that ``validate_inputs`` checks itself. ComfyUI skips its built-in checks (combo list, min/max) for
@@ -123,7 +125,7 @@ class Node:
             "output_node": cls.OUTPUT_NODE,
         }
         if cls.V3:
-            entry |= {"deprecated": False, "experimental": False, "api_node": False}
+            entry |= {"deprecated": False, "experimental": cls.EXPERIMENTAL, "api_node": False}
         elif tooltips is not None:
             entry["output_tooltips"] = tooltips
         entry |= cls.EXTRA_INFO

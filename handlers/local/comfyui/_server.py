@@ -37,7 +37,7 @@ __all__ = ["EMULATOR", "Emulator", "create_app"]
 log = logging.getLogger(__name__)
 
 COMFYUI_VERSION = "0.3.64"
-#: The model folder keys ComfyUI 0.3.64 reports from ``GET /models``, in its order.
+#: The model folder keys ComfyUI 0.3.64 reports from ``GET /models``, in its order, with the packs' own after them.
 MODEL_FOLDERS = (
     "checkpoints",
     "configs",
@@ -59,6 +59,9 @@ MODEL_FOLDERS = (
     "classifiers",
     "model_patches",
     "audio_encoders",
+    # Registered by the custom node packs the emulator implements, as they load: ComfyUI_IPAdapter_plus, PuLID_ComfyUI.
+    "ipadapter",
+    "pulid",
 )
 #: Keys the real server takes out of ``extra_data`` before it queues a prompt.
 SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")

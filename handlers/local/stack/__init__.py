@@ -4,6 +4,7 @@ and supervised on loopback (``comfy-relay local up``)."""
 from handlers.local.stack._config import DEFAULT_PORT_BASE, Component, StackConfig, StackPorts, free_port
 from handlers.local.stack._health import StackError, check_port_free, wait_healthy
 from handlers.local.stack._models import place_model_files
+from handlers.local.stack._samples import SAMPLE_DATASET, place_sample_inputs, sample_job
 from handlers.local.stack._stack import AWS_TEST_CREDENTIALS, LocalStack, dispatch_available, worker_available
 from handlers.local.stack._state import (
     STATE_DIR_ENV,
@@ -19,6 +20,7 @@ from handlers.local.stack._supervisor import Child, ChildState, Supervisor, Supe
 __all__ = [
     "AWS_TEST_CREDENTIALS",
     "DEFAULT_PORT_BASE",
+    "SAMPLE_DATASET",
     "STATE_DIR_ENV",
     "STATE_FILE",
     "Child",
@@ -37,7 +39,9 @@ __all__ = [
     "free_port",
     "pid_alive",
     "place_model_files",
+    "place_sample_inputs",
     "read_state",
+    "sample_job",
     "state_dir_origin",
     "wait_healthy",
     "worker_available",

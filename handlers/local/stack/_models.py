@@ -1,11 +1,18 @@
 """Placeholder model files for the ComfyUI emulator: its loaders list the models folder (as ComfyUI's do), so every
-file a template names must exist there, but nothing is ever read from it."""
+file a template or a character names must exist there, but nothing is ever read from it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from handlers.workflow import TemplateError, default_workflows_dir, list_templates, load_template
+from handlers.workflow import (
+    TemplateError,
+    default_workflows_dir,
+    list_characters,
+    list_templates,
+    load_character,
+    load_template,
+)
 
 __all__ = ["REQUIRED_MODELS", "model_files", "place_model_files"]
 
@@ -14,8 +21,16 @@ REQUIRED_MODELS = (("checkpoints", "sd_xl_base_1.0.safetensors"),)
 
 
 def model_files(root: Path) -> set[tuple[str, str]]:
-    """``(folder, file)`` of every model the templates under ``root`` declare; broken templates are skipped."""
+    """``(folder, file)`` of every model the templates under ``root`` declare, and of every character's LoRA;
+    broken templates and characters are skipped."""
     found = set(REQUIRED_MODELS)
+    for folder_name in list_characters(root):
+        try:
+            profile = load_character(root, folder_name)
+        except TemplateError:
+            continue
+        if profile.lora is not None:
+            found.add(("loras", profile.lora.file))
     for character, name in list_templates(root):
         try:
             template = load_template(root, name, character=character)

@@ -24,6 +24,7 @@ from handlers.local.stack._config import Component, StackConfig, StackPorts
 from handlers.local.stack._events import HEALTH_PATH
 from handlers.local.stack._health import StackError, check_port_free, wait_healthy
 from handlers.local.stack._models import place_model_files
+from handlers.local.stack._samples import place_sample_inputs
 from handlers.local.stack._state import StackInfo, remove_state, write_state
 from handlers.local.stack._supervisor import Child, Supervisor
 
@@ -221,6 +222,7 @@ class LocalStack:
         models = cfg.data_dir / "models"
         comfy_dir.mkdir(parents=True, exist_ok=True)
         place_model_files(models)
+        place_sample_inputs(comfy_dir / "input")
         argv = _python(
             "-m",
             "handlers.cli",

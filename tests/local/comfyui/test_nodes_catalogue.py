@@ -1,4 +1,6 @@
-"""Every implemented node's catalogue entry has the real ``/object_info`` entry's exact shape."""
+"""Every implemented node's catalogue entry has the real ``/object_info`` entry's exact shape: core nodes as the
+recorded ComfyUI 0.3.64 serves them, custom nodes as recorded from their packs' pinned commits in
+``workflows/_catalogue/custom_nodes.json``."""
 
 from __future__ import annotations
 
@@ -11,12 +13,25 @@ import pytest
 
 from handlers.local.comfyui._node import Folders
 from handlers.local.comfyui._nodes import NODE_CLASSES, node_info, object_info
+from handlers.workflow import custom_node_classes
+from tests.conftest import REPO
+
+CUSTOM_NODES = custom_node_classes(REPO / "workflows")
 
 
 @pytest.fixture(scope="module")
 def real_catalogue(object_info_path: Path) -> dict[str, Any]:
     catalogue: dict[str, Any] = json.loads(object_info_path.read_text())
-    return catalogue
+    return {**CUSTOM_NODES, **catalogue}
+
+
+def test_every_class_is_recorded_once(real_catalogue: dict[str, Any], object_info_path: Path) -> None:
+    core = json.loads(object_info_path.read_text())
+    for class_type in NODE_CLASSES:
+        assert (class_type in core) != (class_type in CUSTOM_NODES), class_type
+        custom = NODE_CLASSES[class_type].PYTHON_MODULE.startswith("custom_nodes.")
+        # Custom packs' nodes say which pack they come from; websocket_image_save ships with ComfyUI itself.
+        assert custom == (class_type in CUSTOM_NODES or class_type == "SaveImageWebsocket"), class_type
 
 
 @pytest.fixture
@@ -119,3 +134,32 @@ def test_public_surface() -> None:
     import handlers.local.comfyui._nodes as nodes
 
     assert nodes.__all__ == ["NODE_CLASSES", "ProgressCall", "RecordingContext", "node_info", "object_info"]
+
+
+def test_custom_and_training_combos_list_their_folders(folders: Folders) -> None:
+    for name in (
+        "ipadapter/ip-adapter-faceid-plusv2_sdxl.bin",
+        "pulid/ip-adapter_pulid_sdxl_fp16.safetensors",
+        "loras/ava_sdxl_v1.safetensors",
+        "checkpoints/F5-TTS/F5TTS_v1_Base.safetensors",
+        "checkpoints/F5-TTS/F5TTS_v1_Base.txt",
+        "checkpoints/F5-TTS/no_vocab.safetensors",  # no .txt beside it: not offered
+    ):
+        path = folders.models / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    for name in ("voice.wav", "clip.mp4", "notes.txt", "dataset/a.png", "dataset/5_ava/b.png"):
+        path = folders.input / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    body = object_info(folders)
+
+    def options(class_type: str, name: str) -> list[str]:
+        return list(body[class_type]["input"]["required"][name][0])
+
+    assert options("IPAdapterModelLoader", "ipadapter_file") == ["ip-adapter-faceid-plusv2_sdxl.bin"]
+    assert options("PulidModelLoader", "pulid_file") == ["ip-adapter_pulid_sdxl_fp16.safetensors"]
+    assert options("F5TTSAudioInputs", "model")[-2:] == ["E2", "model://F5TTS_v1_Base.safetensors"]
+    assert options("TrainLoraNode", "existing_lora") == ["ava_sdxl_v1.safetensors", "[None]"]
+    assert options("LoadAudio", "audio") == ["clip.mp4", "voice.wav"]
+    assert options("LoadImageTextSetFromFolderNode", "folder") == ["dataset", "dataset/5_ava"]

@@ -9,6 +9,7 @@ def test_public_surface() -> None:
     assert handlers.local.stack.__all__ == [
         "AWS_TEST_CREDENTIALS",
         "DEFAULT_PORT_BASE",
+        "SAMPLE_DATASET",
         "STATE_DIR_ENV",
         "STATE_FILE",
         "Child",
@@ -27,7 +28,9 @@ def test_public_surface() -> None:
         "free_port",
         "pid_alive",
         "place_model_files",
+        "place_sample_inputs",
         "read_state",
+        "sample_job",
         "state_dir_origin",
         "wait_healthy",
         "worker_available",

@@ -93,6 +93,44 @@ def test_model_placeholders_cover_the_templates(tmp_path: Path) -> None:
     assert sdxl in created
     assert sdxl.stat().st_size == 0
     assert place_model_files(tmp_path) == []  # existing files are left alone
+    # A character's own LoRA (--character ava), and the custom packs' files, are there too.
+    assert (tmp_path / "loras" / "ava_sdxl_v1.safetensors").is_file()
+    assert (tmp_path / "ipadapter" / "ip-adapter-faceid-plusv2_sdxl.bin").is_file()
+    assert (tmp_path / "checkpoints" / "F5-TTS" / "F5TTS_v1_Base.txt").is_file()
+
+
+def test_sample_inputs_give_each_template_what_it_requires(tmp_path: Path) -> None:
+    import wave
+
+    from handlers.contract import JobInput
+    from handlers.local.stack import SAMPLE_DATASET, place_sample_inputs, sample_job
+    from handlers.workflow import default_workflows_dir, load_template
+
+    created = place_sample_inputs(tmp_path)
+    dataset = tmp_path / SAMPLE_DATASET
+    # The training dataset, and stand-ins for the media mira's character.json names.
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in created) == sorted(
+        [f"{SAMPLE_DATASET}/{p.name}" for p in dataset.iterdir()]
+        + ["mira_ref_front.png", "mira_ref_side.png", "mira_voice.wav"]
+    )
+    captions = sorted(dataset.glob("*.txt"))
+    assert len(captions) == len(list(dataset.glob("*.png"))) == 4
+    assert all(c.read_text().startswith("ohwx_character, ") for c in captions)
+    assert place_sample_inputs(tmp_path) == []
+
+    root = default_workflows_dir()
+    inpaint = JobInput.model_validate(sample_job(load_template(root, "image/sdxl-inpaint")))
+    assert inpaint.params == {"image": "image", "mask": "mask", "prompt": inpaint.params["prompt"]}
+    assert [m.name for m in inpaint.media] == ["image", "mask"]
+    tts = JobInput.model_validate(sample_job(load_template(root, "audio/f5-tts")))
+    (voice,) = tts.media
+    (tmp_path / "voice.wav").write_bytes(voice.payload())
+    with wave.open(str(tmp_path / "voice.wav")) as reader:
+        assert reader.getnframes() / reader.getframerate() == 3.0
+    training = sample_job(load_template(root, "train/lora-sdxl"))
+    assert training["params"] == {"dataset": SAMPLE_DATASET, "trigger_word": "ohwx_character"}
+    ava = sample_job(load_template(root, "image/sdxl-basic", character="ava"))
+    assert ava["character"] == "ava" and set(ava["params"]) == {"prompt"}
 
 
 def test_children_inherit_no_service_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:

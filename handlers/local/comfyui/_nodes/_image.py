@@ -13,6 +13,7 @@ from ._types import Images, Masks
 __all__ = [
     "EmptyImage",
     "GetImageSize",
+    "ImageBatch",
     "ImageBlur",
     "ImageCompositeMasked",
     "ImageCrop",
@@ -20,6 +21,7 @@ __all__ = [
     "ImagePadForOutpaint",
     "ImageScale",
     "ImageScaleBy",
+    "ImageStitch",
     "rgb_of",
     "scale",
 ]
@@ -354,3 +356,110 @@ class GetImageSize(Node):
         # The real node reports through PromptServer.send_progress_text: a binary TEXT frame (transcript 95).
         ctx.send_text(f"width: {image.width}, height: {image.height}\n batch size: {len(image)}")
         return NodeOutput((image.width, image.height, len(image)))
+
+
+class ImageBatch(Node):
+    CLASS_TYPE = "ImageBatch"
+    DISPLAY_NAME = "Batch Images"
+    CATEGORY = "image"
+    PYTHON_MODULE = "nodes"
+    RETURN_TYPES = ("IMAGE",)
+
+    @classmethod
+    def input_types(cls, folders: Folders) -> dict[str, dict[str, Any]]:
+        return {"required": {"image1": ["IMAGE"], "image2": ["IMAGE"]}}
+
+    async def execute(self, ctx: NodeContext, *, image1: Images, image2: Images, **_: Any) -> NodeOutput:
+        if (image2.width, image2.height) != (image1.width, image1.height):
+            # The second batch is scaled (bilinear, centre crop) to the first one's size.
+            image2 = await asyncio.to_thread(scale, image2, "bilinear", image1.width, image1.height, "center")
+        return NodeOutput((Images(image1.frames + image2.frames),))
+
+
+_SPACING_COLORS = {
+    "white": (255, 255, 255),
+    "black": (0, 0, 0),
+    "red": (255, 0, 0),
+    "green": (0, 255, 0),
+    "blue": (0, 0, 255),
+}
+
+
+def _stitch(first: Images, second: Images, *, direction: str, match_size: bool, spacing: int, color: str) -> Images:
+    horizontal = direction in ("right", "left")
+    count = max(len(first), len(second))
+    a = [first.frames[min(i, len(first) - 1)] for i in range(count)]
+    b = [second.frames[min(i, len(second) - 1)] for i in range(count)]
+    if match_size:
+        # The second image takes the first one's height (side by side) or width (stacked), keeping its aspect.
+        if horizontal:
+            size = (max(1, round(second.width * first.height / second.height)), first.height)
+        else:
+            size = (first.width, max(1, round(second.height * first.width / second.width)))
+        b = [f.resize(size, Image.Resampling.BILINEAR) for f in b]
+    ordered = (a, b) if direction in ("right", "down") else (b, a)
+    out = []
+    for left, right in zip(*ordered, strict=True):
+        if horizontal:
+            height = max(left.height, right.height)
+            canvas = Image.new("RGB", (left.width + spacing + right.width, height), _SPACING_COLORS[color])
+            canvas.paste(left, (0, (height - left.height) // 2))
+            canvas.paste(right, (left.width + spacing, (height - right.height) // 2))
+        else:
+            width = max(left.width, right.width)
+            canvas = Image.new("RGB", (width, left.height + spacing + right.height), _SPACING_COLORS[color])
+            canvas.paste(left, ((width - left.width) // 2, 0))
+            canvas.paste(right, ((width - right.width) // 2, left.height + spacing))
+        out.append(canvas)
+    return Images(tuple(out))
+
+
+class ImageStitch(Node):
+    CLASS_TYPE = "ImageStitch"
+    DISPLAY_NAME = "Image Stitch"
+    DESCRIPTION = (
+        "\nStitches image2 to image1 in the specified direction.\nIf image2 is not provided, returns image1 "
+        "unchanged.\nOptional spacing can be added between images.\n"
+    )
+    CATEGORY = "image/transform"
+    PYTHON_MODULE = "comfy_extras.nodes_images"
+    RETURN_TYPES = ("IMAGE",)
+
+    @classmethod
+    def input_types(cls, folders: Folders) -> dict[str, dict[str, Any]]:
+        return {
+            "required": {
+                "image1": ["IMAGE"],
+                "direction": [["right", "down", "left", "up"], {"default": "right"}],
+                "match_image_size": ["BOOLEAN", {"default": True}],
+                "spacing_width": ["INT", {"default": 0, "min": 0, "max": 1024, "step": 2}],
+                "spacing_color": [list(_SPACING_COLORS), {"default": "white"}],
+            },
+            "optional": {"image2": ["IMAGE"]},
+        }
+
+    async def execute(
+        self,
+        ctx: NodeContext,
+        *,
+        image1: Images,
+        direction: str,
+        match_image_size: bool,
+        spacing_width: int,
+        spacing_color: str,
+        image2: Images | None = None,
+        **_: Any,
+    ) -> NodeOutput:
+        if image2 is None:
+            return NodeOutput((image1,))
+        stitched = await asyncio.to_thread(
+            lambda: _stitch(
+                image1,
+                image2,
+                direction=direction,
+                match_size=match_image_size,
+                spacing=spacing_width,
+                color=spacing_color,
+            )
+        )
+        return NodeOutput((stitched,))

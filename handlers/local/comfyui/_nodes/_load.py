@@ -1,17 +1,20 @@
-"""Nodes that read the input folder: LoadImage and LoadImageMask."""
+"""Nodes that read a file from the input folder: LoadImage, LoadImageMask and LoadAudio."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import mimetypes
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageOps, ImageSequence
 
 from .._node import Folders, Node, NodeContext, NodeOutput
-from ._types import Images, Masks
+from ._types import Audio, Images, Masks
+from ._wav import decode_wav
 
-__all__ = ["LoadImage", "LoadImageMask", "annotated_path", "input_images"]
+__all__ = ["LoadAudio", "LoadImage", "LoadImageMask", "annotated_path", "input_images", "input_media"]
 
 _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".apng", ".avif"})
 _ANNOTATIONS = {" [input]": "input", " [output]": "output", " [temp]": "temp"}
@@ -54,24 +57,37 @@ def _mask_from_alpha(frame: Image.Image) -> Image.Image:
     return ImageOps.invert(frame.getchannel("A"))
 
 
-class _ReadsInputImage(Node):
-    """A node reading the file named by ``image``: it runs again when the file's bytes change (ComfyUI's
-    ``IS_CHANGED``), and a missing file fails validation (``VALIDATE_INPUTS``)."""
+def input_media(folders: Folders) -> list[str]:
+    """LoadAudio's combo: files directly in the input folder whose MIME type is audio or video, sorted."""
+    if not folders.input.is_dir():
+        return []
+    names = []
+    for path in folders.input.iterdir():
+        kind = mimetypes.guess_type(path.name)[0] or ""
+        if path.is_file() and kind.split("/")[0] in ("audio", "video"):
+            names.append(path.name)
+    return sorted(names)
 
-    VALIDATED_INPUTS = frozenset({"image"})
+
+class _ReadsInputFile(Node):
+    """A node reading the input-folder file named by its ``FILE_INPUT``: it runs again when the file's bytes change
+    (ComfyUI's ``IS_CHANGED``), and a missing file fails validation (``VALIDATE_INPUTS``)."""
+
+    FILE_INPUT = "image"
+    VALIDATED_INPUTS = frozenset({FILE_INPUT})
 
     @classmethod
     def fingerprint(cls, inputs: dict[str, Any], folders: Folders) -> Any:
-        path = _existing(str(inputs.get("image", "")), folders)
+        path = _existing(str(inputs.get(cls.FILE_INPUT, "")), folders)
         return None if path is None else hashlib.sha256(path.read_bytes()).hexdigest()
 
     @classmethod
     def validate_inputs(cls, inputs: dict[str, Any], folders: Folders) -> str | None:
-        name = str(inputs.get("image", ""))
-        return None if _existing(name, folders) is not None else f"Invalid image file: {name}"
+        name = str(inputs.get(cls.FILE_INPUT, ""))
+        return None if _existing(name, folders) is not None else f"Invalid {cls.FILE_INPUT} file: {name}"
 
 
-class LoadImage(_ReadsInputImage):
+class LoadImage(_ReadsInputFile):
     CLASS_TYPE = "LoadImage"
     DISPLAY_NAME = "Load Image"
     CATEGORY = "image"
@@ -103,7 +119,7 @@ class LoadImage(_ReadsInputImage):
         return NodeOutput((Images(tuple(frames)), Masks(tuple(masks))))
 
 
-class LoadImageMask(_ReadsInputImage):
+class LoadImageMask(_ReadsInputFile):
     CLASS_TYPE = "LoadImageMask"
     DISPLAY_NAME = "Load Image (as Mask)"
     CATEGORY = "mask"
@@ -125,3 +141,27 @@ class LoadImageMask(_ReadsInputImage):
         band = rgba.getchannel(channel[0].upper())
         mask = ImageOps.invert(band) if channel == "alpha" else band
         return NodeOutput((Masks((mask,)),))
+
+
+class LoadAudio(_ReadsInputFile):
+    """Decodes WAV (PCM); the real node also reads FLAC, MP3 and video soundtracks through PyAV."""
+
+    CLASS_TYPE = "LoadAudio"
+    DISPLAY_NAME = "Load Audio"
+    CATEGORY = "audio"
+    PYTHON_MODULE = "comfy_extras.nodes_audio"
+    RETURN_TYPES = ("AUDIO",)
+    FILE_INPUT = "audio"
+    VALIDATED_INPUTS = frozenset({FILE_INPUT})
+
+    @classmethod
+    def input_types(cls, folders: Folders) -> dict[str, dict[str, Any]]:
+        return {"required": {"audio": [input_media(folders), {"audio_upload": True}]}}
+
+    async def execute(self, ctx: NodeContext, *, audio: str, **_: Any) -> NodeOutput:
+        path = _existing(audio, ctx.folders)
+        if path is None:
+            raise FileNotFoundError(f"No such file or directory: '{audio}'")
+        data = await asyncio.to_thread(path.read_bytes)
+        channels, rate = decode_wav(data)
+        return NodeOutput((Audio(channels, rate),))

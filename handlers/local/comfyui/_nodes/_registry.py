@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from .._node import Folders, Node
+from ._conditioning import ConditioningZeroOut, FluxGuidance, InpaintModelConditioning, WanImageToVideo
+from ._custom_sampler import BasicGuider, BasicScheduler, KSamplerSelect, RandomNoise, SamplerCustomAdvanced
+from ._f5tts import F5TTSAudioInputs
 from ._image import (
     EmptyImage,
     GetImageSize,
+    ImageBatch,
     ImageBlur,
     ImageCompositeMasked,
     ImageCrop,
@@ -15,8 +19,17 @@ from ._image import (
     ImagePadForOutpaint,
     ImageScale,
     ImageScaleBy,
+    ImageStitch,
 )
-from ._load import LoadImage, LoadImageMask
+from ._ipadapter import (
+    IPAdapterAdvanced,
+    IPAdapterFaceID,
+    IPAdapterInsightFaceLoader,
+    IPAdapterModelLoader,
+    IPAdapterUnifiedLoader,
+    IPAdapterUnifiedLoaderFaceID,
+)
+from ._load import LoadAudio, LoadImage, LoadImageMask
 from ._loaders import (
     CheckpointLoaderSimple,
     CLIPLoader,
@@ -27,7 +40,9 @@ from ._loaders import (
     UNETLoader,
     VAELoader,
 )
+from ._mask import GrowMask
 from ._media import CreateVideo, EmptyAudio, PreviewAudio, SaveAudio, SaveVideo
+from ._model_patches import DifferentialDiffusion, ModelSamplingAuraFlow, ModelSamplingSD3
 from ._primitives import (
     PreviewAny,
     PrimitiveBoolean,
@@ -36,6 +51,7 @@ from ._primitives import (
     PrimitiveString,
     StringConcatenate,
 )
+from ._pulid import ApplyPulid, ApplyPulidAdvanced, PulidEvaClipLoader, PulidInsightFaceLoader, PulidModelLoader
 from ._sampling import (
     EmptyLatentImage,
     EmptySD3LatentImage,
@@ -45,8 +61,10 @@ from ._sampling import (
     SetLatentNoiseMask,
     VAEDecode,
     VAEEncode,
+    VAEEncodeForInpaint,
 )
 from ._save import PreviewImage, SaveAnimatedPNG, SaveAnimatedWEBP, SaveImage, SaveImageWebsocket
+from ._train import LoadImageTextSetFromFolderNode, LoraModelLoader, LossGraphNode, SaveLoRANode, TrainLoraNode
 from ._upscale import ImageUpscaleWithModel, UpscaleModelLoader
 
 __all__ = ["NODE_CLASSES", "node_info", "object_info"]
@@ -64,6 +82,10 @@ _CLASSES: tuple[type[Node], ...] = (
     ImagePadForOutpaint,
     ImageCompositeMasked,
     GetImageSize,
+    ImageBatch,
+    ImageStitch,
+    # masks
+    GrowMask,
     # outputs
     SaveImage,
     PreviewImage,
@@ -96,12 +118,46 @@ _CLASSES: tuple[type[Node], ...] = (
     SaveLatent,
     UpscaleModelLoader,
     ImageUpscaleWithModel,
+    # custom sampling, conditioning and model patches (Flux, Qwen-Image, Z-Image, WAN, inpainting)
+    RandomNoise,
+    KSamplerSelect,
+    BasicScheduler,
+    BasicGuider,
+    SamplerCustomAdvanced,
+    FluxGuidance,
+    ConditioningZeroOut,
+    ModelSamplingAuraFlow,
+    ModelSamplingSD3,
+    DifferentialDiffusion,
+    InpaintModelConditioning,
+    VAEEncodeForInpaint,
+    WanImageToVideo,
+    # training
+    LoadImageTextSetFromFolderNode,
+    TrainLoraNode,
+    LoraModelLoader,
+    SaveLoRANode,
+    LossGraphNode,
     # audio and video
+    LoadAudio,
     EmptyAudio,
     SaveAudio,
     PreviewAudio,
     CreateVideo,
     SaveVideo,
+    # custom node packs (workflows/_catalogue/custom_nodes.json): ComfyUI_IPAdapter_plus, PuLID_ComfyUI, ComfyUI-F5-TTS
+    IPAdapterUnifiedLoader,
+    IPAdapterUnifiedLoaderFaceID,
+    IPAdapterModelLoader,
+    IPAdapterInsightFaceLoader,
+    IPAdapterAdvanced,
+    IPAdapterFaceID,
+    PulidModelLoader,
+    PulidInsightFaceLoader,
+    PulidEvaClipLoader,
+    ApplyPulid,
+    ApplyPulidAdvanced,
+    F5TTSAudioInputs,
 )
 
 #: ``class_type`` -> node class, in catalogue order.

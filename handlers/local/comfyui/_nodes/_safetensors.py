@@ -1,4 +1,4 @@
-"""Write a ``.safetensors`` file (the format SaveLatent's ``.latent`` files use) with no torch."""
+"""Write a ``.safetensors`` file (SaveLatent's ``.latent`` files, trained LoRAs, placeholder models) with no torch."""
 
 from __future__ import annotations
 
@@ -8,19 +8,23 @@ from collections.abc import Mapping
 
 __all__ = ["Tensor", "encode_safetensors"]
 
-#: A zero-filled float32 tensor, by shape: the emulator's latents carry no real numbers.
+#: A zero-filled tensor, by shape: the emulator's latents and weights carry no real numbers.
 Tensor = tuple[int, ...]
+_DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2}
 
 
-def encode_safetensors(tensors: Mapping[str, Tensor], metadata: Mapping[str, str]) -> bytes:
-    """8-byte little-endian header length, the JSON header (padded to 8 bytes), then the tensors' bytes."""
-    header: dict[str, object] = {"__metadata__": dict(metadata)}
+def encode_safetensors(tensors: Mapping[str, Tensor], metadata: Mapping[str, str] | None, dtype: str = "F32") -> bytes:
+    """8-byte little-endian header length, the JSON header (padded to 8 bytes), then the tensors' bytes.
+
+    ``metadata`` None writes no ``__metadata__`` (as ``safetensors.torch.save_file`` without metadata does).
+    """
+    header: dict[str, object] = {} if metadata is None else {"__metadata__": dict(metadata)}
     offset = 0
     for name, shape in tensors.items():
-        size = 4
+        size = _DTYPE_BYTES[dtype]
         for dim in shape:
             size *= dim
-        header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + size]}
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + size]}
         offset += size
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)

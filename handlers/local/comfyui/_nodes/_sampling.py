@@ -12,7 +12,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from .._node import Folders, Node, NodeContext, NodeOutput
 from ._files import file_entry, save_path
@@ -21,6 +21,8 @@ from ._safetensors import encode_safetensors
 from ._types import Conditioning, Images, Latent, Masks, Model, Vae, digest
 
 __all__ = [
+    "SAMPLERS",
+    "SCHEDULERS",
     "EmptyLatentImage",
     "EmptySD3LatentImage",
     "KSampler",
@@ -29,10 +31,12 @@ __all__ = [
     "SetLatentNoiseMask",
     "VAEDecode",
     "VAEEncode",
+    "VAEEncodeForInpaint",
+    "decode",
     "sample",
 ]
 
-_SAMPLERS = [
+SAMPLERS = [
     "euler",
     "euler_cfg_pp",
     "euler_ancestral",
@@ -76,7 +80,7 @@ _SAMPLERS = [
     "uni_pc",
     "uni_pc_bh2",
 ]
-_SCHEDULERS = [
+SCHEDULERS = [
     "simple",
     "sgm_uniform",
     "karras",
@@ -222,14 +226,14 @@ class KSampler(Node):
                     {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01, "tooltip": _CFG_TOOLTIP},
                 ],
                 "sampler_name": [
-                    list(_SAMPLERS),
+                    list(SAMPLERS),
                     {
                         "tooltip": "The algorithm used when sampling, this can affect the quality, speed, and style of "
                         "the generated output."
                     },
                 ],
                 "scheduler": [
-                    list(_SCHEDULERS),
+                    list(SCHEDULERS),
                     {"tooltip": "The scheduler controls how noise is gradually removed to form the image."},
                 ],
                 "positive": [
@@ -294,8 +298,8 @@ class KSamplerAdvanced(Node):
                 ],
                 "steps": ["INT", {"default": 20, "min": 1, "max": 10000}],
                 "cfg": ["FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}],
-                "sampler_name": [list(_SAMPLERS)],
-                "scheduler": [list(_SCHEDULERS)],
+                "sampler_name": [list(SAMPLERS)],
+                "scheduler": [list(SCHEDULERS)],
                 "positive": ["CONDITIONING"],
                 "negative": ["CONDITIONING"],
                 "latent_image": ["LATENT"],
@@ -369,7 +373,13 @@ class VAEDecode(Node):
 
 
 def decode(latent: Latent, vae: Vae) -> Images:
-    """Draw the latent: its picture laid over its source pixels by ``strength``, only inside the noise mask."""
+    """Draw the latent: its picture laid over its source pixels by ``strength``, only inside the noise mask.
+
+    A video latent (``frames`` > 1) decodes to ``frames`` images per batch item: a slow pan over its picture,
+    fading in from the start image when it has one (image-to-video).
+    """
+    if latent.frames > 1:
+        return Images(tuple(f for index in range(latent.batch_size) for f in _video_frames(latent, vae, index)))
     size = (latent.width, latent.height)
     frames = []
     for index in range(latent.batch_size):
@@ -389,6 +399,23 @@ def decode(latent: Latent, vae: Vae) -> Images:
     return Images(tuple(frames))
 
 
+def _video_frames(latent: Latent, vae: Vae, index: int) -> list[Image.Image]:
+    width, height = latent.width, latent.height
+    # One picture a quarter larger than the frame, panned across diagonally: cheap, and visibly moving.
+    margin_x, margin_y = max(1, width // 4), max(1, height // 4)
+    canvas = picture(digest(latent.content, vae.file), width + margin_x, height + margin_y, index)
+    start = None
+    if latent.start is not None:
+        start = latent.start.frames[min(index, len(latent.start) - 1)].resize((width, height))
+    frames = []
+    last = latent.frames - 1
+    for frame in range(latent.frames):
+        x, y = margin_x * frame // last, margin_y * frame // last
+        window = canvas.crop((x, y, x + width, y + height))
+        frames.append(window if start is None else Image.blend(start, window, frame / last))
+    return frames
+
+
 class VAEEncode(Node):
     CLASS_TYPE = "VAEEncode"
     DISPLAY_NAME = "VAE Encode"
@@ -405,6 +432,53 @@ class VAEEncode(Node):
         width, height = max(8, pixels.width // 8 * 8), max(8, pixels.height // 8 * 8)
         content = digest("encode", pixels.content_digest(), vae.file)
         return NodeOutput((Latent(width, height, len(pixels), content, source=pixels),))
+
+
+class VAEEncodeForInpaint(Node):
+    """Encodes the pixels with the masked area greyed out, and sets the (grown) mask as the noise mask."""
+
+    CLASS_TYPE = "VAEEncodeForInpaint"
+    DISPLAY_NAME = "VAE Encode (for Inpainting)"
+    CATEGORY = "latent/inpaint"
+    PYTHON_MODULE = "nodes"
+    RETURN_TYPES = ("LATENT",)
+
+    @classmethod
+    def input_types(cls, folders: Folders) -> dict[str, dict[str, Any]]:
+        return {
+            "required": {
+                "pixels": ["IMAGE"],
+                "vae": ["VAE"],
+                "mask": ["MASK"],
+                "grow_mask_by": ["INT", {"default": 6, "min": 0, "max": 64, "step": 1}],
+            }
+        }
+
+    async def execute(
+        self, ctx: NodeContext, *, pixels: Images, vae: Vae, mask: Masks, grow_mask_by: int, **_: Any
+    ) -> NodeOutput:
+        latent = await asyncio.to_thread(_encode_for_inpaint, pixels, vae, mask, grow_mask_by)
+        return NodeOutput((latent,))
+
+
+def _encode_for_inpaint(pixels: Images, vae: Vae, mask: Masks, grow_by: int) -> Latent:
+    # ComfyUI crops the pixels to whole 8x8 blocks, greys out the masked area and grows the mask by a square kernel.
+    width, height = max(8, pixels.width // 8 * 8), max(8, pixels.height // 8 * 8)
+    size = (width, height)
+    frames, masks = [], []
+    for index, frame in enumerate(pixels.frames):
+        plane = mask.frames[min(index, len(mask) - 1)].resize((pixels.width, pixels.height), Image.Resampling.BILINEAR)
+        plane = plane.crop((0, 0, width, height))
+        hard = plane.point(lambda v: 255 if v >= 128 else 0)
+        if grow_by > 0:
+            hard = hard.filter(ImageFilter.MaxFilter(grow_by * 2 + 1))
+        greyed = frame.crop((0, 0, width, height))
+        greyed.paste(Image.new("RGB", size, GRAY), (0, 0), hard)
+        frames.append(greyed)
+        masks.append(hard)
+    source = Images(tuple(frames))
+    content = digest("encode", source.content_digest(), vae.file)
+    return Latent(width, height, len(source), content, source=source, noise_mask=Masks(tuple(masks)))
 
 
 class SetLatentNoiseMask(Node):

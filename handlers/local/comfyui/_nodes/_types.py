@@ -11,8 +11,9 @@ IMAGE                     :class:`Images`: a batch of RGB Pillow images, all the
 MASK                      :class:`Masks`: a batch of ``"L"`` Pillow images (255 = 1.0 in ComfyUI)
 LATENT                    :class:`Latent`: pixel size, batch, a deterministic ``content`` seed, what it was
                           encoded from (img2img) and an optional noise mask
-MODEL / CLIP / VAE        :class:`Model` / :class:`Clip` / :class:`Vae`: the model files and applied LoRAs
-CONDITIONING              :class:`Conditioning`: the encoded texts and the CLIP that encoded them
+MODEL / CLIP / VAE        :class:`Model` / :class:`Clip` / :class:`Vae`: the model files, applied LoRAs and patches
+CONDITIONING              :class:`Conditioning`: the encoded texts, the CLIP that encoded them, and extras
+                          (guidance, an inpaint or start image) as ``(key, value)`` pairs
 VIDEO                     :class:`Video`: frames (:class:`Images`) + fps (+ :class:`Audio`)
 AUDIO                     :class:`Audio`: 16-bit PCM samples per channel + sample rate
 INT/FLOAT/STRING/BOOLEAN  plain Python values
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import array
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from PIL import Image
@@ -110,11 +111,16 @@ class Lora:
 
 @dataclass(frozen=True)
 class Model:
-    """MODEL: the diffusion model file (checkpoint or ``diffusion_models`` file) and the LoRAs patched onto it."""
+    """MODEL: the diffusion model file (checkpoint or ``diffusion_models`` file), the LoRAs patched onto it, and
+    other patches (``("ModelSamplingSD3", 5.0)``, an identity adapter and its reference images' digest, ...)."""
 
     file: str
     loras: tuple[Lora, ...] = ()
     weight_dtype: str = "default"
+    patches: tuple[tuple[object, ...], ...] = ()
+
+    def patched(self, *patch: object) -> Model:
+        return replace(self, patches=(*self.patches, patch))
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,10 @@ class Conditioning:
 
     texts: tuple[str, ...]
     clip: Clip
+    extras: tuple[tuple[str, object], ...] = ()
+
+    def with_extra(self, key: str, value: object) -> Conditioning:
+        return replace(self, extras=(*((k, v) for k, v in self.extras if k != key), (key, value)))
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,8 @@ class Latent:
 
     ``content`` is a seed derived from everything that produced the latent; VAEDecode draws a picture from it.
     ``strength`` is how much of that picture covers ``source`` (the pixels VAEEncode saw, None for an empty latent).
+    ``frames`` is a video latent's length in decoded frames (WAN: ``length``), 1 for a still image; ``start`` the
+    image an image-to-video latent starts from.
     """
 
     width: int
@@ -154,6 +166,8 @@ class Latent:
     strength: float = 0.0
     source: Images | None = None
     noise_mask: Masks | None = field(default=None)
+    frames: int = 1
+    start: Images | None = None
 
 
 @dataclass(frozen=True, repr=False)
