@@ -34,8 +34,8 @@ from handlers.deploy._template import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
 __all__ = ["DISPATCH_PACKAGES", "FORBIDDEN_MODULES", "Artifact", "PackageError", "build_artifact", "requirements"]
 
 PROJECT: Final = "comfy-relay"
-#: The parts of ``handlers`` the Lambdas import (dispatch pulls in contract, workflow and the outbound URL guard).
-DISPATCH_PACKAGES: Final = ("contract", "dispatch", "outbound", "workflow")
+#: The parts of ``handlers`` the Lambdas import (dispatch pulls in common, contract, workflow and the URL guard).
+DISPATCH_PACKAGES: Final = ("common", "contract", "dispatch", "outbound", "workflow")
 #: Top-level modules that must never be in the artifact (or loaded by a handler).
 FORBIDDEN_MODULES: Final = ("runpod", "PIL", "aiohttp", "moto", "websockets", "rich")
 _ZIP_TIME: Final = (1980, 1, 1, 0, 0, 0)

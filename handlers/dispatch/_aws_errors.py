@@ -1,48 +1,29 @@
-"""The one place botocore's exceptions become dispatch errors."""
+"""The one place botocore's exceptions become dispatch errors; the reading of the answer is the shared one
+(:func:`handlers.common.classify_aws_error`, also used by the worker)."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Final
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError, NoRegionError
 
+from handlers.common import aws_error_code, classify_aws_error
 from handlers.dispatch._errors import DispatchError, StoreUnavailable, UsageError
 
-__all__ = ["TRANSIENT_CODES", "aws_errors", "error_code", "translate"]
-
-#: AWS error codes a later attempt may not meet (throttling, server trouble, transaction races).
-TRANSIENT_CODES: Final = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "Throttling",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "TransactionConflictException",
-        "TransactionInProgressException",
-        "SlowDown",
-        "RequestTimeout",
-        "InternalError",
-        "503",
-        "500",
-    }
-)
+__all__ = ["aws_errors", "error_code", "translate"]
 
 
 def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+    return aws_error_code(exc.response)
 
 
 def translate(exc: BotoCoreError | ClientError, what: str) -> DispatchError:
     """``what`` says which call failed (never a secret)."""
     if isinstance(exc, ClientError):
         code = error_code(exc)
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in TRANSIENT_CODES or status >= 500:
+        if classify_aws_error(exc.response).retryable:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             return StoreUnavailable(f"{what}: {code or status} (transient)")
         return UsageError(f"{what}: {code}: {exc.response.get('Error', {}).get('Message', '')}")
     if isinstance(exc, ConnectionError | HTTPClientError):

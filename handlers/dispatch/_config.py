@@ -15,8 +15,9 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from handlers.dispatch._errors import ConfigError
+from handlers.common import ConfigError
 from handlers.dispatch._resources import MAX_RECEIVE_COUNT
+from handlers.dispatch._secrets import PARAMETER_SUFFIX, REFERABLE, SECRET_SUFFIX
 
 __all__ = ["DEFAULT_RUNPOD_API_BASE", "Settings", "env_names", "load_settings"]
 
@@ -33,9 +34,8 @@ class Settings(BaseModel):
     jobs_table: str = Field(alias="RELAY_JOBS_TABLE", min_length=3, max_length=255)
     s3_bucket: str = Field(alias="RELAY_S3_BUCKET", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     endpoint_id: str = Field(alias="RUNPOD_ENDPOINT_ID", pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    api_key: SecretStr | None = Field(default=None, alias="RUNPOD_API_KEY")
-    api_key_secret: str | None = Field(default=None, alias="RUNPOD_API_KEY_SECRET")
-    api_key_parameter: str | None = Field(default=None, alias="RUNPOD_API_KEY_PARAMETER")
+    #: Like the other secrets, given as the value or (resolved before validation, ``_secrets``) by reference.
+    api_key: SecretStr = Field(alias="RUNPOD_API_KEY", min_length=1)
     api_base: str = Field(default=DEFAULT_RUNPOD_API_BASE, alias="RUNPOD_API_BASE", pattern=r"^https?://\S+$")
     webhook_url: str = Field(alias="RELAY_WEBHOOK_URL", pattern=r"^https?://\S+$")
     webhook_token: SecretStr = Field(alias="RELAY_WEBHOOK_TOKEN", min_length=16)
@@ -96,13 +96,7 @@ class Settings(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _one_api_key_source(self) -> Settings:
-        given = [s for s in (self.api_key, self.api_key_secret, self.api_key_parameter) if s is not None]
-        if len(given) != 1:
-            raise ValueError(
-                "give exactly one of RUNPOD_API_KEY, RUNPOD_API_KEY_SECRET (Secrets Manager name) or "
-                "RUNPOD_API_KEY_PARAMETER (SSM parameter name)"
-            )
+    def _consistent(self) -> Settings:
         if self.resubmit_cap_s < self.resubmit_base_s:
             raise ValueError("RELAY_RESUBMIT_CAP_S must not be below RELAY_RESUBMIT_BASE_S")
         return self
@@ -131,5 +125,7 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
             where = str(error["loc"][0]) if error["loc"] else ""
             env = names.get(where, where)
             message = "is required" if error["type"] == "missing" else error["msg"]
+            if error["type"] == "missing" and env in REFERABLE:
+                message += f" (or give {env}{SECRET_SUFFIX} or {env}{PARAMETER_SUFFIX}, a reference)"
             problems.append(f"{env}: {message}" if env else message)
-        raise ConfigError(problems) from None
+        raise ConfigError(problems, component="dispatch") from None

@@ -7,7 +7,6 @@
     │   └── StoreUnavailable    DynamoDB or S3 throttled, failed or could not be reached
     ├── InvalidJobError         the job itself is wrong (carries the ``JobError``): never retried
     ├── UsageError              we are misconfigured or misused: retrying the same call cannot help
-    │   ├── ConfigError         missing or invalid environment variables (all listed at once)
     │   ├── RunPodAuthError     RunPod answered 401/403: the API key is wrong
     │   └── RunPodRequestError  RunPod answered another 4xx (e.g. /retry of a job that is not FAILED)
     └── Outcome                 facts the state machine acts on, not failures
@@ -16,19 +15,19 @@
             ├── RecordExistsError   the job id is taken
             └── StaleRecordError    the record is no longer in the state/version the writer expected
 
+A bad environment is not a dispatch error but :class:`handlers.common.ConfigError` (one for both halves), raised
+when the runtime is built at cold start, before any event is handled.
+
 Third-party exceptions (httpx, botocore) are translated into these in exactly one place each: ``_runpod.py`` for
 httpx, ``_aws_errors.py`` for botocore.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from handlers.contract import JobError, JobRecord
 
 __all__ = [
     "ConditionFailed",
-    "ConfigError",
     "DispatchError",
     "InvalidJobError",
     "Outcome",
@@ -79,15 +78,6 @@ class InvalidJobError(DispatchError):
 
 class UsageError(DispatchError):
     pass
-
-
-class ConfigError(UsageError):
-    """Every problem with the environment, one per line."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        lines = "".join(f"\n  - {p}" for p in self.problems)
-        super().__init__(f"dispatch configuration is invalid ({len(self.problems)} problem(s)):{lines}")
 
 
 class RunPodAuthError(UsageError):

@@ -31,6 +31,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
+from handlers.common import Backoff
 from handlers.contract import (
     MAX_JOB_INPUT_BYTES,
     ErrorCode,
@@ -64,7 +65,7 @@ from handlers.dispatch._errors import (
 )
 from handlers.dispatch._logging import LOGGER_NAME, log_event
 from handlers.dispatch._notify import Notifier, NotifyPolicy
-from handlers.dispatch._retry import Backoff, resubmit_delay_ms
+from handlers.dispatch._retry import resubmit_delay_ms
 from handlers.dispatch._runpod import RunPodApi
 from handlers.dispatch._store import JobStore
 from handlers.dispatch._validation import InputValidator

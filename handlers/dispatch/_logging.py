@@ -1,31 +1,17 @@
-"""Structured JSON log lines keyed by job id (stdlib logging). Secrets never reach a log call: settings hold them as
-``SecretStr`` and tokens are compared, never logged."""
+"""Dispatch's logs: the shared JSON format and redaction (:mod:`handlers.common`) on the ``comfy_relay.dispatch``
+logger, keyed by job id. Settings hold secrets as ``SecretStr`` and the runtime registers their values for redaction,
+so a secret that reaches a log call anyway is printed as ``<redacted>``."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Final
 
-__all__ = ["LOGGER_NAME", "JsonFormatter", "configure_logging", "log_event"]
+from handlers.common import JsonFormatter, RedactingFilter
+
+__all__ = ["LOGGER_NAME", "configure_logging", "log_event"]
 
 LOGGER_NAME: Final = "comfy_relay.dispatch"
-# Attributes every LogRecord has; anything else came in through ``extra=`` and belongs in the JSON line.
-_STANDARD: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "time_ms": int(record.created * 1000),
-        }
-        line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, sort_keys=True)
 
 
 def configure_logging(level: int = logging.INFO) -> None:
@@ -34,6 +20,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())
+        handler.addFilter(RedactingFilter())
         logger.addHandler(handler)
         logger.propagate = False
     logger.setLevel(level)

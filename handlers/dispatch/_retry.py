@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
+from handlers.common import Backoff
+
 __all__ = [
-    "Backoff",
     "RetryPolicy",
     "delays",
     "is_retryable_status",
@@ -22,32 +23,12 @@ __all__ = [
 
 
 @dataclass(frozen=True, kw_only=True)
-class Backoff:
-    """Exponential backoff with full jitter: attempt ``n`` (1-based) waits a random time in
-    ``[0, min(cap_s, base_s * 2 ** (n - 1))]``; ``min_s`` keeps a floor so retries never hammer."""
-
-    base_s: float = 0.5
-    cap_s: float = 8.0
-    min_s: float = 0.05
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.min_s <= self.base_s <= self.cap_s:
-            raise ValueError("backoff needs 0 <= min_s <= base_s <= cap_s")
-
-    def ceiling(self, attempt: int) -> float:
-        return float(min(self.cap_s, self.base_s * 2 ** max(0, attempt - 1)))
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        return max(self.min_s, rng.uniform(0, self.ceiling(attempt)))
-
-
-@dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
     """How one HTTP call is retried. ``attempts`` counts the first try; ``max_retry_after_s`` bounds how long a
     server's ``Retry-After`` may make us wait (a Lambda has a deadline)."""
 
     attempts: int = 4
-    backoff: Backoff = Backoff()
+    backoff: Backoff = field(default_factory=lambda: Backoff(base_s=0.5, cap_s=8.0, min_s=0.05))
     max_retry_after_s: float = 20.0
 
     def __post_init__(self) -> None:
@@ -79,7 +60,7 @@ def parse_retry_after(value: str | None, now_s: float) -> float | None:
 def delays(policy: RetryPolicy, rng: random.Random) -> Iterator[float]:
     """The waits between the attempts of one call (``attempts - 1`` of them)."""
     for attempt in range(1, policy.attempts):
-        yield policy.backoff.delay(attempt, rng)
+        yield policy.backoff.delay(attempt, rng.random)
 
 
 def resubmit_delay_ms(attempt: int, backoff: Backoff) -> int:

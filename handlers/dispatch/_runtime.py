@@ -8,13 +8,12 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from handlers.common import Backoff, ConfigError, register_secret
 from handlers.contract import ProgressWebhook
 from handlers.dispatch._config import Settings, load_settings
-from handlers.dispatch._errors import ConfigError
 from handlers.dispatch._jobs import JobService, Limits
-from handlers.dispatch._retry import Backoff, RetryPolicy
+from handlers.dispatch._retry import RetryPolicy
 from handlers.dispatch._webhook_handler import WebhookHandler
 
 __all__ = ["Runtime", "build_runtime", "limits_from", "reset_runtime", "runtime"]
@@ -41,20 +40,6 @@ def limits_from(settings: Settings) -> Limits:
     )
 
 
-def _api_key(settings: Settings, session: Any) -> str:
-    if settings.api_key is not None:
-        return settings.api_key.get_secret_value()
-    from handlers.dispatch._aws_errors import aws_errors  # noqa: PLC0415
-
-    if settings.api_key_secret is not None:
-        with aws_errors("Secrets Manager GetSecretValue (RunPod API key)"):
-            answer = session.client("secretsmanager").get_secret_value(SecretId=settings.api_key_secret)
-        return str(answer["SecretString"]).strip()
-    with aws_errors("SSM GetParameter (RunPod API key)"):
-        answer = session.client("ssm").get_parameter(Name=settings.api_key_parameter, WithDecryption=True)
-    return str(answer["Parameter"]["Value"]).strip()
-
-
 def build_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
     """Validate the environment and build every client. ``AWS_ENDPOINT_URL`` (moto locally) and the other standard
     AWS variables are read by boto3 itself; ``<NAME>_SECRET`` / ``<NAME>_PARAMETER`` references are resolved first
@@ -75,6 +60,8 @@ def build_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
     # Secrets (and the stack's webhook URL) given as Secrets Manager / SSM references are fetched here, once.
     settings = load_settings(resolve_references(os.environ if environ is None else environ, session))
     configure_logging()
+    for secret in (settings.api_key, settings.webhook_token, settings.api_token, *settings.progress_secrets):
+        register_secret(secret.get_secret_value())  # logged by no one; redacted should anyone
     config = Config(
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=5,
@@ -86,11 +73,11 @@ def build_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
     sqs = session.client("sqs", config=config)
     catalogue = settings.object_info or DEFAULT_CATALOGUE
     if not catalogue.is_file():
-        raise ConfigError([f"RELAY_OBJECT_INFO: {catalogue} is not a file"])
+        raise ConfigError([f"RELAY_OBJECT_INFO: {catalogue} is not a file"], component="dispatch")
     try:
         workflows = require_library(root=settings.workflows)
     except LibraryMissingError as exc:
-        raise ConfigError([str(exc)]) from None
+        raise ConfigError([str(exc)], component="dispatch") from None
     clock_ms = _clock_ms
     store = DynamoJobStore(
         settings.jobs_table,
@@ -102,7 +89,7 @@ def build_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
     )
     runpod = RunPodClient(
         settings.api_base,
-        _api_key(settings, session),
+        settings.api_key.get_secret_value(),
         timeout_s=settings.runpod_timeout_s,
         retry=RetryPolicy(attempts=settings.runpod_attempts, max_retry_after_s=5.0),
     )

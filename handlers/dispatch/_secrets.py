@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from handlers.dispatch._errors import ConfigError
+from handlers.common import ConfigError
 
 __all__ = ["PARAMETER_SUFFIX", "REFERABLE", "SECRET_SUFFIX", "references", "resolve_references"]
 
@@ -48,7 +48,7 @@ def references(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
         elif present and present[0] != "value":
             found[name] = (present[0], given[present[0]])
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, component="dispatch")
     return found
 
 

@@ -5,11 +5,11 @@
 :mod:`handlers.worker.comfy` subpackage, with its own surface.
 """
 
-from handlers.worker._config import ConfigError, WorkerConfig
+from handlers.worker._config import WorkerConfig
 from handlers.worker._core import WorkerRuntime
 from handlers.worker._events import CoreEvent, Finished, ProgressThrottle, error_for, fit_payload, progress_event
 from handlers.worker._handler import handler, make_handler, make_stream_handler, set_runtime, stream_handler
-from handlers.worker._logging import JsonFormatter, RedactingFilter, configure_logging, job_context, redact
+from handlers.worker._logging import configure_logging
 from handlers.worker._progress_sink import WebhookOutbox
 from handlers.worker._staging import MediaFetcher, MediaLimits
 from handlers.worker._storage import MemoryOutputStore, OutputStore, S3OutputStore, UploadSettings
@@ -18,16 +18,13 @@ from handlers.worker._supervisor import ComfyProcess, ComfyUIDied
 __all__ = [
     "ComfyProcess",
     "ComfyUIDied",
-    "ConfigError",
     "CoreEvent",
     "Finished",
-    "JsonFormatter",
     "MediaFetcher",
     "MediaLimits",
     "MemoryOutputStore",
     "OutputStore",
     "ProgressThrottle",
-    "RedactingFilter",
     "S3OutputStore",
     "UploadSettings",
     "WebhookOutbox",
@@ -37,11 +34,9 @@ __all__ = [
     "error_for",
     "fit_payload",
     "handler",
-    "job_context",
     "make_handler",
     "make_stream_handler",
     "progress_event",
-    "redact",
     "set_runtime",
     "stream_handler",
 ]

@@ -8,7 +8,8 @@ import logging
 import os
 import sys
 
-from handlers.worker._config import ConfigError, WorkerConfig
+from handlers.common import ConfigError
+from handlers.worker._config import WorkerConfig
 from handlers.worker._core import WorkerRuntime
 from handlers.worker._handler import handler, set_runtime, stream_handler
 from handlers.worker._logging import configure_logging, route_sdk_logs, sdk_log_level

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypeVar
 
+from handlers.common import ConfigError
 from handlers.workflow import LibraryMissingError, default_workflows_dir, require_library
 
 __all__ = [
     "DEFAULT_COMFYUI_URL",
-    "ConfigError",
     "WorkerConfig",
 ]
 
@@ -29,14 +29,6 @@ _TRUTHY: Final = frozenset({"1", "true", "yes", "on"})
 _FALSY: Final = frozenset({"", "0", "false", "no", "off"})
 #: The installed template library (the wheel carries workflows/), used when RELAY_WORKFLOWS_DIR is not set.
 _BUNDLED_WORKFLOWS: Final = default_workflows_dir({})
-
-
-class ConfigError(ValueError):
-    """The environment does not describe a usable worker; ``problems`` names every bad variable."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid worker configuration:\n  " + "\n  ".join(problems))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +123,7 @@ class WorkerConfig:
             except LibraryMissingError as exc:
                 problems.append(str(exc))
         if problems:
-            raise ConfigError(problems)
+            raise ConfigError(problems, component="worker")
         return config
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import boto3
 from pydantic import ValidationError
 
+from handlers.common import Backoff, job_context, register_secret, set_prompt_id
 from handlers.contract import (
     ErrorCode,
     GraphFormat,
@@ -55,7 +56,6 @@ from handlers.worker._events import (
 )
 from handlers.worker._folders import JobFolders, job_folders
 from handlers.worker._inline_store import inline_store
-from handlers.worker._logging import job_context, register_secret, set_prompt_id
 from handlers.worker._progress_cost import CostModel
 from handlers.worker._progress_sink import WebhookOutbox
 from handlers.worker._publish import OutputPublisher, stored_result
@@ -65,7 +65,6 @@ from handlers.worker._supervisor import ComfyProcess
 from handlers.worker._uploads import Uploads
 from handlers.worker.comfy import (
     Adopted,
-    Backoff,
     ComfyClient,
     ComfyLimits,
     ComfyUICrashed,
@@ -99,7 +98,7 @@ logger = logging.getLogger("handlers.worker.core")
 T = TypeVar("T")
 
 #: The worker's ComfyUI client limits: reconnect quickly, ComfyUI is beside us and restarts are ours.
-WORKER_LIMITS = ComfyLimits(reconnect=Backoff(initial=0.05, maximum=1.0), socket_wait=2.0)
+WORKER_LIMITS = ComfyLimits(reconnect=Backoff(base_s=0.05, cap_s=1.0, jitter=0.1), socket_wait=2.0)
 
 
 class _ComfyDied(Exception):

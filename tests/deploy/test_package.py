@@ -50,7 +50,7 @@ def test_the_package_holds_the_base_install_only(lambda_package: tuple[Artifact,
     assert {"handlers", "boto3", "botocore", "httpx", "pydantic", "pydantic_core"} <= tops
     assert not tops & set(FORBIDDEN_MODULES)
     packages = {name.split("/")[1] for name in names if name.startswith("handlers/") and name.count("/") > 1}
-    assert packages - {"__pycache__"} == {"contract", "dispatch", "outbound", "workflow"}
+    assert packages - {"__pycache__"} == {"common", "contract", "dispatch", "outbound", "workflow"}
     assert any(name.endswith("handlers/dispatch/catalogue.json") for name in names)
     assert any(name.startswith("handlers/dispatch/__pycache__/") for name in names)  # bytecode ships
     assert artifact.size_bytes < 50 * 1024 * 1024  # Lambda's limit for a zip uploaded directly

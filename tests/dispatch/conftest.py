@@ -17,13 +17,14 @@ import pytest
 from aiohttp import web
 from botocore.config import Config
 
+from handlers.common import Backoff
 from handlers.contract import ProgressEvent, ProgressWebhookPayload, sign_webhook
 from handlers.dispatch._dynamo_store import DynamoJobStore
 from handlers.dispatch._jobs import JobService, Limits
 from handlers.dispatch._notify import MemoryNotifier
 from handlers.dispatch._provision import Provisioned, provision
 from handlers.dispatch._resources import ResourceNames
-from handlers.dispatch._retry import Backoff, RetryPolicy
+from handlers.dispatch._retry import RetryPolicy
 from handlers.dispatch._runpod import RunPodClient
 from handlers.dispatch._validation import InputValidator
 from handlers.dispatch._webhook_handler import WebhookHandler

@@ -6,11 +6,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from handlers.common import Backoff
 from handlers.contract import JobRecord, RunPodStatus
 from handlers.dispatch._jobs import JobService, Limits
 from handlers.dispatch._memory_store import MemoryJobStore
 from handlers.dispatch._notify import MemoryNotifier
-from handlers.dispatch._retry import Backoff
 from handlers.dispatch._runpod import MemoryRunPod
 from handlers.dispatch._validation import InputValidator
 from tests.conftest import REPO

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 import handlers.dispatch
+from handlers.common import ConfigError
 from handlers.contract import JobState
 from handlers.dispatch import on_queue, on_webhook, reconcile
 from handlers.dispatch._config import load_settings
-from handlers.dispatch._errors import ConfigError
 from handlers.dispatch._runtime import reset_runtime, runtime
+from handlers.dispatch._secrets import resolve_references
 from tests.conftest import REPO
 from tests.dispatch.conftest import (
     API_TOKEN,
@@ -81,7 +82,19 @@ def test_configuration_errors_are_all_listed_at_once() -> None:
     assert "short" not in text  # a bad secret's value is never echoed
 
 
-def test_api_key_sources_are_exclusive() -> None:
+class _SecretsManager:
+    def get_secret_value(self, SecretId: str) -> dict[str, str]:
+        assert SecretId == "relay/runpod"
+        return {"SecretString": " rp-key-from-secrets-manager\n"}
+
+
+class _Session:
+    def client(self, name: str) -> _SecretsManager:
+        assert name == "secretsmanager"
+        return _SecretsManager()
+
+
+def test_the_api_key_is_required_and_may_come_by_reference() -> None:
     base = {
         "RELAY_JOBS_TABLE": "jobs",
         "RELAY_S3_BUCKET": "bucket",
@@ -91,9 +104,11 @@ def test_api_key_sources_are_exclusive() -> None:
         "RELAY_PROGRESS_SECRET": "p" * 20 + ", " + "q" * 20,
         "RELAY_API_TOKEN": "a" * 20,
     }
-    with pytest.raises(ConfigError, match="exactly one of RUNPOD_API_KEY"):
+    with pytest.raises(ConfigError, match="RUNPOD_API_KEY: is required \\(or give RUNPOD_API_KEY_SECRET or"):
         load_settings(base)
-    settings = load_settings({**base, "RUNPOD_API_KEY_SECRET": "relay/runpod"})
+    # The reference is resolved before validation (one resolver for every secret), so settings hold the value.
+    settings = load_settings(resolve_references({**base, "RUNPOD_API_KEY_SECRET": "relay/runpod"}, _Session()))
+    assert settings.api_key.get_secret_value() == "rp-key-from-secrets-manager"
     assert len(settings.progress_secrets) == 2
     assert settings.runpod_webhook == f"https://relay.example/webhooks/runpod?token={'t' * 20}"
     assert "t" * 20 not in repr(settings)

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from handlers.dispatch._errors import ConfigError
+from handlers.common import ConfigError
 from handlers.dispatch._runtime import build_runtime
 from handlers.dispatch._secrets import references, resolve_references
 from tests.dispatch.conftest import REGION, AwsStack

@@ -13,8 +13,9 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
+from handlers.common import TRANSIENT_CODES, Backoff, JsonFormatter
 from handlers.contract import JobRecord, JobState, Notify, RunPodStatus, verify_webhook
-from handlers.dispatch._aws_errors import TRANSIENT_CODES, translate
+from handlers.dispatch._aws_errors import translate
 from handlers.dispatch._errors import (
     DispatchError,
     InvalidJobError,
@@ -29,30 +30,17 @@ from handlers.dispatch._errors import (
     UsageError,
 )
 from handlers.dispatch._events import HttpEvent, SqsEvent
-from handlers.dispatch._logging import JsonFormatter
 from handlers.dispatch._notify import HttpNotifier, NotifyPolicy
-from handlers.dispatch._retry import (
-    Backoff,
-    RetryPolicy,
-    delays,
-    is_retryable_status,
-    parse_retry_after,
-    resubmit_delay_ms,
-)
+from handlers.dispatch._retry import RetryPolicy, delays, is_retryable_status, parse_retry_after, resubmit_delay_ms
 from handlers.dispatch._runpod import RunPodClient
 from handlers.outbound import OutboundGuard
 
 
-def test_backoff_is_bounded_and_grows() -> None:
-    backoff = Backoff(base_s=1.0, cap_s=5.0, min_s=0.1)
-    assert [backoff.ceiling(n) for n in (1, 2, 3, 4, 5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+def test_retry_policy_yields_one_wait_between_attempts() -> None:
     rng = random.Random(7)
-    for attempt in range(1, 10):
-        assert 0.1 <= backoff.delay(attempt, rng) <= backoff.ceiling(attempt)
+    backoff = Backoff(base_s=1.0, cap_s=5.0, min_s=0.1)
     assert len(list(delays(RetryPolicy(attempts=4, backoff=backoff), rng))) == 3
     assert resubmit_delay_ms(3, Backoff(base_s=30, cap_s=600, min_s=0)) == 120_000
-    with pytest.raises(ValueError, match="backoff"):
-        Backoff(base_s=5, cap_s=1)
     with pytest.raises(ValueError, match="attempts"):
         RetryPolicy(attempts=0)
 

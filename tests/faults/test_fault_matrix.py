@@ -31,13 +31,14 @@ from typing import Any
 import httpx
 import pytest
 
+from handlers.common import Backoff
 from handlers.contract import JobState, RunPodStatus, is_terminal
 from handlers.dispatch._dynamo_store import DynamoJobStore
 from handlers.dispatch._jobs import Disposition, JobService, Limits
 from handlers.dispatch._notify import MemoryNotifier
 from handlers.dispatch._provision import provision
 from handlers.dispatch._resources import ResourceNames
-from handlers.dispatch._retry import Backoff, RetryPolicy
+from handlers.dispatch._retry import RetryPolicy
 from handlers.dispatch._runpod import RunPodClient
 from handlers.dispatch._validation import InputValidator
 from handlers.dispatch._webhook_handler import WebhookHandler

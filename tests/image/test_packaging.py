@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from handlers.cli import main
+from handlers.common import ConfigError
 from handlers.dispatch._config import load_settings
-from handlers.dispatch._errors import ConfigError as DispatchConfigError
-from handlers.worker._config import ConfigError, WorkerConfig
+from handlers.worker._config import WorkerConfig
 from handlers.workflow import LibraryMissingError, _library, require_library
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,7 +80,7 @@ _DISPATCH_ENV = {
 
 def test_dispatch_reads_relay_workflows_dir_and_names_the_old_variable(tmp_path: Path) -> None:
     assert load_settings({**_DISPATCH_ENV, "RELAY_WORKFLOWS_DIR": str(tmp_path)}).workflows == tmp_path
-    with pytest.raises(DispatchConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         load_settings({**_DISPATCH_ENV, "RELAY_WORKFLOWS": str(tmp_path)})
     assert "RELAY_WORKFLOWS was renamed RELAY_WORKFLOWS_DIR" in str(info.value)
 
@@ -92,5 +92,5 @@ def test_dispatch_start_up_fails_on_a_missing_library(tmp_path: Path, monkeypatc
         monkeypatch.delenv(key, raising=False)
     env = {**_DISPATCH_ENV, "RELAY_WORKFLOWS_DIR": str(tmp_path / "gone"), "AWS_DEFAULT_REGION": "us-east-1"}
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with pytest.raises(DispatchConfigError, match="no workflow library at"):
+    with pytest.raises(ConfigError, match="no workflow library at"):
         build_runtime(env)

@@ -13,21 +13,18 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from handlers.common import ConfigError, job_context, redact, register_secret
 from handlers.contract import ErrorCode, JobError, JobInput, JobResult, OutputItem, OutputKind, Problem, ProgressEvent
 from handlers.worker import (
-    ConfigError,
     Finished,
     ProgressThrottle,
     WorkerConfig,
     configure_logging,
     error_for,
     fit_payload,
-    job_context,
     progress_event,
-    redact,
 )
 from handlers.worker._events import NodeTimeline, result_timings
-from handlers.worker._logging import register_secret
 from handlers.worker._media import BadBase64, DisallowedUrl, MediaFetchFailed
 from handlers.worker._storage import UploadFailed
 from handlers.worker.comfy import (

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from handlers.common import JsonFormatter, RedactingFilter
 from handlers.contract import JobResult
-from handlers.worker._logging import JsonFormatter, RedactingFilter, route_sdk_logs, sdk_log_level
+from handlers.worker._logging import route_sdk_logs, sdk_log_level
 from tests.local.runpod.conftest import Emulator
 from tests.worker._relay import (
     Comfy,

@@ -13,7 +13,7 @@ from handlers.worker.comfy._client import (
     WebSocketLike,
     prompt_id_for,
 )
-from handlers.worker.comfy._config import Backoff, ComfyLimits
+from handlers.worker.comfy._config import ComfyLimits
 from handlers.worker.comfy._errors import (
     ClientClosed,
     ComfyUICrashed,
@@ -58,7 +58,6 @@ from handlers.worker.comfy._protocol import (
 __all__ = [
     "TERMINAL_EVENTS",
     "Adopted",
-    "Backoff",
     "Cached",
     "ClientClosed",
     "ClientState",

@@ -35,7 +35,7 @@ import httpx
 import websockets.asyncio.client
 
 from handlers.worker.comfy._binary import BinaryFrameError, PreviewFrame, parse_binary_frame
-from handlers.worker.comfy._config import ComfyLimits, backoff_delays
+from handlers.worker.comfy._config import ComfyLimits
 from handlers.worker.comfy._errors import (
     ClientClosed,
     ComfyUICrashed,
@@ -392,7 +392,7 @@ class ComfyClient:
     async def wait_ready(self, deadline: float) -> dict[str, Any]:
         """Poll /system_stats until ComfyUI answers; ComfyUIUnavailable if it has not by ``deadline``."""
         loop = asyncio.get_running_loop()
-        delays = backoff_delays(self.limits.ready)
+        delays = self.limits.ready.delays()
         while True:
             try:
                 return await self._bounded(self.system_stats(), deadline)
@@ -430,7 +430,7 @@ class ComfyClient:
 
     async def _read_forever(self) -> None:
         """Connect, read, route; on any failure wait (backoff) and connect again, until the client closes."""
-        delays = backoff_delays(self.limits.reconnect)
+        delays = self.limits.reconnect.delays()
         while self.state is ClientState.OPEN:
             self.socket_state = SocketState.CONNECTING
             try:
@@ -442,7 +442,7 @@ class ComfyClient:
                 logger.info("ComfyUI WebSocket connect failed (%s); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
                 continue
-            delays = backoff_delays(self.limits.reconnect)
+            delays = self.limits.reconnect.delays()
             try:
                 await self._read(ws)
             except ComfyUIError as exc:
@@ -645,7 +645,7 @@ class ComfyClient:
         if not self._socket_open.is_set():
             follower.socket_lost()
         unavailable_since: float | None = None
-        retry_delays = backoff_delays(self.limits.reconnect)
+        retry_delays = self.limits.reconnect.delays()
         try:
             while (action := follower.next_action) is not Action.DONE:
                 if loop.time() >= deadline:

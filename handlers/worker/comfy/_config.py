@@ -1,48 +1,18 @@
-"""The ComfyUI client's limits and retry policy: typed, finite, and pure."""
+"""The ComfyUI client's limits and retry policy (the shared :class:`~handlers.common.Backoff`): typed and finite."""
 
 from __future__ import annotations
 
 import math
-import random
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["Backoff", "ComfyLimits", "backoff_delays"]
+from handlers.common import Backoff
+
+__all__ = ["ComfyLimits"]
 
 
 def _positive(name: str, value: float) -> None:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, not {value!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential backoff: ``initial``, then ``initial * factor**n``, capped at ``maximum``.
-
-    ``jitter`` is the fraction of each delay that is randomised (0 in tests, so delays are exact).
-    """
-
-    initial: float = 0.25
-    factor: float = 2.0
-    maximum: float = 5.0
-    jitter: float = 0.1
-
-    def __post_init__(self) -> None:
-        _positive("initial", self.initial)
-        _positive("maximum", self.maximum)
-        if not math.isfinite(self.factor) or self.factor < 1:
-            raise ValueError("factor must be a finite number >= 1")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError("jitter must be between 0 and 1")
-
-
-def backoff_delays(policy: Backoff, rand: Callable[[], float] = random.random) -> Iterator[float]:
-    """An endless stream of delays (seconds); the caller decides when to stop (deadline, attempts)."""
-    delay = policy.initial
-    while True:
-        spread = delay * policy.jitter
-        yield delay - spread + 2 * spread * rand()
-        delay = min(delay * policy.factor, policy.maximum)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +44,9 @@ class ComfyLimits:
     abort_timeout: float = 5.0
     #: /view is written to disk in chunks of this size.
     view_chunk_bytes: int = 1024 * 1024
-    reconnect: Backoff = field(default_factory=Backoff)
+    reconnect: Backoff = field(default_factory=lambda: Backoff(base_s=0.25, cap_s=5.0, jitter=0.1))
     #: wait_ready polls /system_stats with this backoff until its deadline.
-    ready: Backoff = field(default_factory=lambda: Backoff(initial=0.1, maximum=1.0))
+    ready: Backoff = field(default_factory=lambda: Backoff(base_s=0.1, cap_s=1.0, jitter=0.1))
 
     def __post_init__(self) -> None:
         for name in (

@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from handlers.common import Backoff
 from handlers.worker.comfy._client import ClientState, ComfyClient, Submission, prompt_id_for
-from handlers.worker.comfy._config import Backoff, ComfyLimits
+from handlers.worker.comfy._config import ComfyLimits
 from handlers.worker.comfy._errors import (
     ClientClosed,
     ComfyUICrashed,
@@ -40,8 +41,8 @@ pytestmark = [
 FAST = ComfyLimits(
     history_poll_interval=1.0,
     history_poll_interval_blind=0.05,
-    reconnect=Backoff(initial=0.02, maximum=0.2, jitter=0),
-    ready=Backoff(initial=0.02, maximum=0.1, jitter=0),
+    reconnect=Backoff(base_s=0.02, cap_s=0.2, jitter=0),
+    ready=Backoff(base_s=0.02, cap_s=0.1, jitter=0),
 )
 
 #: The graph of recording 01: EmptyImage -> ImageInvert -> ImageBlur -> SaveImage, plus a PreviewImage of node 1.

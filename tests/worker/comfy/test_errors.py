@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import itertools
 import json
 import re
 import uuid
@@ -15,7 +14,7 @@ import websockets.exceptions as ws_exc
 
 from handlers.worker.comfy import _errors as _comfy_errors
 from handlers.worker.comfy._client import prompt_id_for
-from handlers.worker.comfy._config import Backoff, ComfyLimits, backoff_delays
+from handlers.worker.comfy._config import ComfyLimits
 from handlers.worker.comfy._errors import (
     ComfyUICrashed,
     ComfyUIError,
@@ -126,30 +125,6 @@ def test_branches_and_retryability() -> None:
     assert isinstance(rejected, PromptRejected)
     assert rejected.error == {"type": "prompt_no_outputs"}
     assert rejected.node_errors == {}
-
-
-def test_backoff_is_exponential_capped_and_jittered_within_bounds() -> None:
-    exact = list(itertools.islice(backoff_delays(Backoff(initial=0.5, factor=2, maximum=3, jitter=0)), 6))
-    assert exact == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
-    low = list(itertools.islice(backoff_delays(Backoff(initial=1, factor=2, maximum=8, jitter=0.5), lambda: 0.0), 3))
-    high = list(itertools.islice(backoff_delays(Backoff(initial=1, factor=2, maximum=8, jitter=0.5), lambda: 1.0), 3))
-    assert low == [0.5, 1.0, 2.0]
-    assert high == [1.5, 3.0, 6.0]
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [
-        {"initial": 0},
-        {"initial": float("inf")},
-        {"maximum": -1},
-        {"factor": 0.5},
-        {"jitter": 2},
-    ],
-)
-def test_backoff_rejects_unbounded_settings(bad: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
-        Backoff(**bad)
 
 
 @pytest.mark.parametrize("bad", [{"read_timeout": 0}, {"history_poll_interval": float("nan")}, {"max_connections": 0}])

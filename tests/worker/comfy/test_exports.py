@@ -7,7 +7,6 @@ from handlers.worker import comfy as package
 EXPECTED = [
     "TERMINAL_EVENTS",
     "Adopted",
-    "Backoff",
     "Cached",
     "ClientClosed",
     "ClientState",

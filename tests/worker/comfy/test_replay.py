@@ -14,8 +14,9 @@ import httpx
 import pytest
 import websockets.exceptions as ws_exc
 
+from handlers.common import Backoff
 from handlers.worker.comfy._client import ComfyClient
-from handlers.worker.comfy._config import Backoff, ComfyLimits
+from handlers.worker.comfy._config import ComfyLimits
 from handlers.worker.comfy._errors import ComfyUIMisuse
 from handlers.worker.comfy._protocol import Cached, Event, NodeStarted, Output, Preview, Queued, Succeeded
 from tests.worker.comfy.test_protocol import Frame, Transcript, load
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.timeout(60)
 FAST = ComfyLimits(
     history_poll_interval=0.5,
     history_poll_interval_blind=0.02,
-    reconnect=Backoff(initial=0.01, maximum=0.05, jitter=0),
+    reconnect=Backoff(base_s=0.01, cap_s=0.05, jitter=0),
 )
 
 
@@ -213,7 +214,7 @@ async def test_overflowing_inbox_falls_back_to_history(transcripts_dir: Path) ->
     tiny = ComfyLimits(
         history_poll_interval=0.5,
         history_poll_interval_blind=0.02,
-        reconnect=Backoff(initial=0.01, maximum=0.05, jitter=0),
+        reconnect=Backoff(base_s=0.01, cap_s=0.05, jitter=0),
         max_buffered_messages=2,
     )
     async with client(server, tiny) as comfy:
