@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import boto3
 from pydantic import ValidationError
 
 from handlers.common import Backoff, job_context, register_secret, set_prompt_id
@@ -59,6 +58,7 @@ from handlers.worker._inline_store import inline_store
 from handlers.worker._progress_cost import CostModel
 from handlers.worker._progress_sink import WebhookOutbox
 from handlers.worker._publish import OutputPublisher, stored_result
+from handlers.worker._s3 import new_s3_client_async
 from handlers.worker._staging import InputStager, JobFiles, MediaFetcher, MediaLimits, job_files
 from handlers.worker._storage import OutputStore, S3OutputStore, UploadSettings
 from handlers.worker._supervisor import ComfyProcess
@@ -156,7 +156,7 @@ class WorkerRuntime:
             if self._comfy is None:
                 self._comfy = ComfyClient(self.config.comfyui_url, client_id=self._client_id, limits=WORKER_LIMITS)
             if self._store_factory is None or self._fetcher is None:
-                self._s3 = await asyncio.to_thread(boto3.client, "s3", config=UploadSettings().botocore_config())
+                self._s3 = await new_s3_client_async(UploadSettings().botocore_config())
             if self._store_factory is None:
                 s3 = self._s3
 

@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
-import boto3
 import httpx
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.contract import is_job_id
@@ -53,6 +51,7 @@ from handlers.worker._media import (
     validate_name,
     with_extension,
 )
+from handlers.worker._s3 import new_s3_client_async, s3_config, s3_error_retryable
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -260,15 +259,12 @@ class MediaFetcher:
 
     async def _s3_client(self) -> S3Client:
         """The client, built on first use in a thread: building one loads botocore's service model from disk, too
-        slow for the loop that is following ComfyUI. Its own session, because boto3's default one is not
-        thread-safe."""
+        slow for the loop that is following ComfyUI."""
         if self._s3 is None:
-            config = Config(
-                retries={"mode": "standard", "max_attempts": 4},
-                connect_timeout=self.limits.connect_timeout_s,
-                read_timeout=self.limits.read_timeout_s,
+            config = s3_config(
+                connect_timeout_s=self.limits.connect_timeout_s, read_timeout_s=self.limits.read_timeout_s
             )
-            client = await asyncio.to_thread(lambda: boto3.session.Session().client("s3", config=config))
+            client = await new_s3_client_async(config)
             self._s3 = self._s3 or client  # another fetch may have built one meanwhile: keep the first
         return self._s3
 
@@ -309,13 +305,13 @@ class MediaFetcher:
         return uri
 
 
-def _s3_error(exc: Any, source: str) -> MediaFetchFailed:
+def _s3_error(exc: ClientError, source: str) -> MediaFetchFailed:
     error = exc.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    retryable = status >= 500 or status == 429 or code in {"SlowDown", "Throttling", "RequestTimeout"}
+    code = str(error.get("Code", "")) or str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or "")
     return MediaFetchFailed(
-        f"S3 answered {code or status}: {error.get('Message', '')}".rstrip(": "), source=source, retryable=retryable
+        f"S3 answered {code}: {error.get('Message', '')}".rstrip(": "),
+        source=source,
+        retryable=s3_error_retryable(exc),
     )
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 from urllib.parse import quote
 
-import boto3
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
@@ -31,6 +30,7 @@ from PIL import Image
 
 from handlers.contract import ErrorCode, JobError, is_job_id
 from handlers.worker._media import sanitize_name
+from handlers.worker._s3 import new_s3_client, s3_config, s3_error_retryable
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -133,15 +133,10 @@ class UploadSettings:
         )
 
     def botocore_config(self) -> Config:
-        return Config(
-            retries={"mode": "standard", "total_max_attempts": self.max_attempts},
-            connect_timeout=self.connect_timeout_s,
-            read_timeout=self.read_timeout_s,
-            signature_version="s3v4",
-            # botocore >= 1.36 adds a CRC32 trailer to every upload by default: a second pass over each output on
-            # the critical path, and a header several S3-compatible stores reject. Only when S3 requires it.
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
+        return s3_config(
+            max_attempts=self.max_attempts,
+            connect_timeout_s=self.connect_timeout_s,
+            read_timeout_s=self.read_timeout_s,
             max_pool_connections=max(10, self.max_concurrency * 2),
         )
 
@@ -194,12 +189,6 @@ def _manifest_bytes(result: Mapping[str, Any]) -> bytes:
     return json.dumps(result, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _client_error_retryable(exc: ClientError) -> bool:
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    return status >= 500 or status == 429 or code in {"SlowDown", "Throttling", "RequestTimeout"}
-
-
 class S3OutputStore:
     """Outputs in S3 (or anything that speaks it). ``client=None`` builds boto3's client from the standard
     environment (credentials chain, ``AWS_REGION``, ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``)."""
@@ -227,8 +216,7 @@ class S3OutputStore:
         return cls(bucket, env.get(PREFIX_ENV, ""), client=client)
 
     def _new_client(self) -> S3Client:
-        # Its own session: boto3's default one is not thread-safe, and the async methods build this in a thread.
-        return boto3.session.Session().client("s3", config=self.settings.botocore_config())
+        return new_s3_client(self.settings.botocore_config())
 
     @property
     def client(self) -> S3Client:
@@ -267,7 +255,7 @@ class S3OutputStore:
         except S3UploadFailedError as exc:
             raise UploadFailed(f"upload of {path.name} failed after retries: {exc}", key=key) from exc
         except ClientError as exc:
-            retryable = _client_error_retryable(exc)
+            retryable = s3_error_retryable(exc)
             # A retryable error got here only after botocore's bounded retries were spent.
             how = "failed after retries" if retryable else "failed"
             raise UploadFailed(f"upload of {path.name} {how}: {exc}", key=key, retryable=retryable) from exc
@@ -299,9 +287,7 @@ class S3OutputStore:
                 client.put_object, Bucket=self.bucket, Key=key, Body=body, ContentType="application/json"
             )
         except ClientError as exc:
-            raise UploadFailed(
-                f"manifest write failed: {exc}", key=key, retryable=_client_error_retryable(exc)
-            ) from exc
+            raise UploadFailed(f"manifest write failed: {exc}", key=key, retryable=s3_error_retryable(exc)) from exc
         except BotoCoreError as exc:
             raise UploadFailed(f"manifest write failed: {exc}", key=key) from exc
         return StoredObject(self.bucket, key, len(body))
@@ -324,7 +310,7 @@ class S3OutputStore:
         try:
             raw = await asyncio.to_thread(run)
         except ClientError as exc:
-            raise StorageError(f"manifest read failed: {exc}", key=key, retryable=_client_error_retryable(exc)) from exc
+            raise StorageError(f"manifest read failed: {exc}", key=key, retryable=s3_error_retryable(exc)) from exc
         except BotoCoreError as exc:
             raise StorageError(f"manifest read failed: {exc}", key=key) from exc
         if raw is None:
