@@ -32,20 +32,31 @@ def main() -> int:
         # job, which fails fast with ComfyUI's last lines if it died.
         process.start()
         atexit.register(process.stop, config.stop_timeout_s)
-    set_runtime(WorkerRuntime(config, process=process))
+    runtime = WorkerRuntime(config, process=process)
+    set_runtime(runtime)
     logger.info(
         "worker starting",
-        extra={"comfyui_url": config.comfyui_url, "supervised": config.supervised, "stream": config.stream},
+        extra={
+            "comfyui_url": config.comfyui_url,
+            "supervised": config.supervised,
+            "stream": config.stream,
+            "max_concurrent_jobs": config.max_concurrent_jobs,
+        },
     )
     import runpod  # noqa: PLC0415 (heavy import: only in the worker process)
     from runpod.serverless.modules.rp_logger import RunPodLogger  # noqa: PLC0415
 
     route_sdk_logs(RunPodLogger(), sdk_log_level(os.environ))
 
+    # Up to RELAY_MAX_CONCURRENT_JOBS jobs at once (one while an exclusive job is held): the next job is staged and
+    # its prompt queued in ComfyUI while the current one runs and uploads.
+    concurrency = runtime.gate.concurrency
     if config.stream:
-        runpod.serverless.start({"handler": stream_handler, "return_aggregate_stream": True})
+        runpod.serverless.start(
+            {"handler": stream_handler, "return_aggregate_stream": True, "concurrency_modifier": concurrency}
+        )
     else:
-        runpod.serverless.start({"handler": handler})
+        runpod.serverless.start({"handler": handler, "concurrency_modifier": concurrency})
     return 0
 
 
