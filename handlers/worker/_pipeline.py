@@ -38,6 +38,7 @@ class GpuGate:
         self._exclusive = False
         self._exclusive_waiting = 0
         self._exclusive_jobs = 0
+        self._waiting = 0
         self._changed: asyncio.Condition | None = None
 
     def _condition(self) -> asyncio.Condition:
@@ -49,6 +50,11 @@ class GpuGate:
     @property
     def holders(self) -> int:
         return self._shared + (1 if self._exclusive else 0)
+
+    @property
+    def waiting(self) -> int:
+        """Jobs waiting to queue their prompt (for logs and tests)."""
+        return self._waiting
 
     @property
     def exclusive_held(self) -> bool:
@@ -73,16 +79,21 @@ class GpuGate:
         """Hold the gate while the job's prompt is queued or running in ComfyUI."""
         changed = self._condition()
         async with changed:
-            if exclusive:
-                self._exclusive_waiting += 1
-                try:
-                    await changed.wait_for(lambda: not self._exclusive and self._shared == 0)
-                finally:
-                    self._exclusive_waiting -= 1
-                self._exclusive = True
-            else:
-                await changed.wait_for(lambda: not self._exclusive and self._exclusive_waiting == 0)
-                self._shared += 1
+            self._waiting += 1
+            try:
+                if exclusive:
+                    self._exclusive_waiting += 1
+                    try:
+                        await changed.wait_for(lambda: not self._exclusive and self._shared == 0)
+                    finally:
+                        self._exclusive_waiting -= 1
+                        changed.notify_all()  # a cancelled exclusive waiter no longer holds shared jobs back
+                    self._exclusive = True
+                else:
+                    await changed.wait_for(lambda: not self._exclusive and self._exclusive_waiting == 0)
+                    self._shared += 1
+            finally:
+                self._waiting -= 1
         try:
             yield
         finally:
