@@ -61,6 +61,7 @@ from handlers.worker._progress_sink import WebhookOutbox
 from handlers.worker._publish import OutputPublisher, stored_result
 from handlers.worker._s3 import new_s3_client_async
 from handlers.worker._staging import InputStager, JobFiles, MediaFetcher, MediaLimits, job_files
+from handlers.worker._startup import process_age_ms
 from handlers.worker._storage import OutputStore, S3OutputStore, UploadSettings
 from handlers.worker._supervisor import ComfyProcess
 from handlers.worker._uploads import Uploads
@@ -138,6 +139,7 @@ class WorkerRuntime:
         self._catalogue: tuple[int, Catalogue] | None = None
         self._ready_generation: int | None = None
         self._warmed_generation: int | None = None
+        self._reported_generation: int | None = None
         self._upload_slots: asyncio.Semaphore | None = None
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -247,6 +249,10 @@ class WorkerRuntime:
         if self.config.warmup_workflow is not None and self._warmed_generation != generation:
             self._warmed_generation = generation
             await self._warmup(self.config.warmup_workflow, deadline)
+        if self._reported_generation != generation:
+            self._reported_generation = generation
+            # The cold-start figure: process start -> ComfyUI answering and warmed up (the catalogue follows).
+            logger.info("comfyui ready", extra={"generation": generation, "process_age_ms": process_age_ms()})
 
     async def _warmup(self, path: Path, deadline: float) -> None:
         """Run the warmup graph once per ComfyUI process (models loaded before the first real job). A failure is

@@ -14,6 +14,7 @@ From ComfyUI's own history timestamps (``execution_start``/``execution_success``
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import statistics
 import subprocess
@@ -74,7 +75,7 @@ def _spans(comfy_url: str, job_ids: list[str]) -> list[tuple[int, int]]:
 
 
 def _run(
-    runpod: Emulator, comfy_url: str, moto: str, root: Path, concurrency: int, jobs: int, tag: str
+    runpod: Emulator, comfy_url: str, moto: str, root: Path, *, concurrency: int, jobs: int, tag: str
 ) -> dict[str, float]:
     workdir = root / f"worker-{tag}"
     workdir.mkdir()
@@ -110,7 +111,7 @@ def _run(
         raise SystemExit(f"{len(failed)} jobs failed: {failed[0]}")
     spans = _spans(comfy_url, job_ids)
     busy = sum(end - start for start, end in spans) / (spans[-1][1] - spans[0][0])
-    gaps = [float(b[0] - a[1]) for a, b in zip(spans, spans[1:], strict=False)]
+    gaps = [float(b[0] - a[1]) for a, b in itertools.pairwise(spans)]
     return {
         "busy": busy,
         "gap_p50_ms": _pct(gaps, 0.5),
@@ -143,7 +144,7 @@ def main() -> int:
             comfy_url = f"http://127.0.0.1:{port}"
             print(f"{args.jobs} jobs x 3 PNGs 1024x1024, 20 steps x {args.step_delay * 1000:.0f} ms, real SDK loop")
             for level in levels:
-                figures = _run(runpod, comfy_url, moto_url, root, level, args.jobs, f"c{level}")
+                figures = _run(runpod, comfy_url, moto_url, root, concurrency=level, jobs=args.jobs, tag=f"c{level}")
                 print(
                     f"RELAY_MAX_CONCURRENT_JOBS={level}: busy {figures['busy']:.3f} (target > {TARGETS['busy']}), "
                     f"idle gap p50 {figures['gap_p50_ms']:.0f} ms (target < {TARGETS['gap_p50_ms']:.0f}) "
