@@ -13,6 +13,7 @@ from handlers.worker._config import WorkerConfig
 from handlers.worker._core import WorkerRuntime
 from handlers.worker._handler import handler, set_runtime, stream_handler
 from handlers.worker._logging import configure_logging, route_sdk_logs, sdk_log_level
+from handlers.worker._startup import without_cpu_probe
 from handlers.worker._supervisor import ComfyProcess
 
 logger = logging.getLogger("handlers.worker")
@@ -43,7 +44,8 @@ def main() -> int:
             "max_concurrent_jobs": config.max_concurrent_jobs,
         },
     )
-    import runpod  # noqa: PLC0415 (heavy import: only in the worker process)
+    with without_cpu_probe():
+        import runpod  # noqa: PLC0415 (heavy import: only in the worker process)
     from runpod.serverless.modules.rp_logger import RunPodLogger  # noqa: PLC0415
 
     route_sdk_logs(RunPodLogger(), sdk_log_level(os.environ))

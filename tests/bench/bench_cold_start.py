@@ -57,6 +57,8 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     print(f"import handlers.worker.__main__: {_import_ms('handlers.worker.__main__', args.runs):.0f} ms (median)")
     print(f"import runpod: {_import_ms('runpod', args.runs):.0f} ms (median)")
+    shimmed = "handlers.worker._startup as s\nwith s.without_cpu_probe(): import runpod"
+    print(f"import runpod as the worker does (no CPU probe): {_import_ms(shimmed, args.runs):.0f} ms (median)")
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     try:
