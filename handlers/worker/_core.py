@@ -766,6 +766,7 @@ class _JobRun:
             self.prompt_id,
             deadline=deadline,
             output_nodes=output_nodes or None,
+            front=self.oom_retries > 0,  # a retry goes next, right after the /free it asked for
             before_queue=self._may_queue,
             weights=self.runtime.costs.weights(graph, self.cost_key),
         )
