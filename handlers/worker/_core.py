@@ -372,8 +372,8 @@ class _JobRun:
     digest: str = ""
     manifest: TemplateManifest | None = None
     family: str | None = None
-    vram_before: VramReading | None = None
-    vram_after: VramReading | None = None
+    vram_before: asyncio.Task[VramReading | None] | None = None
+    vram_after: asyncio.Task[VramReading | None] | None = None
     vram_freed: bool = False
     oom_retries: int = 0
     outputs_seen: int = 0
@@ -487,7 +487,7 @@ class _JobRun:
                 return self._answer_replay(self.replay)
             return result
         finally:
-            for task in (self.stored_check, self.stale_check):
+            for task in (self.stored_check, self.stale_check, self.vram_before, self.vram_after):
                 if task is not None and not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -522,7 +522,8 @@ class _JobRun:
         unload models first when the VRAM plan says so (applied after the prompt running now, before this one)."""
         if await self._replayed():
             return False
-        self.vram_before = await self.runtime.vram_now()
+        # Read beside queueing, not before it: /system_stats must not delay the prompt.
+        self.vram_before = asyncio.create_task(self.runtime.vram_now())
         manifest = self.manifest
         if self.runtime.vram.plan(
             self.family, template_asks=manifest is not None and manifest.free_vram, exclusive=self.exclusive
@@ -614,7 +615,7 @@ class _JobRun:
                     upload_ms=uploads.spent_ms,
                     nodes_ms=self.timeline.nodes_ms,
                     now=self.now_ms(),
-                ).model_copy(update=self._vram_timings())
+                ).model_copy(update=await self._vram_timings())
                 result = assemble_result(
                     job_id=self.job_id,
                     prompt_id=self.prompt_id,
@@ -704,8 +705,9 @@ class _JobRun:
     def _never_ran(self) -> bool:
         return self.running_ms is None and self.outputs_seen == 0
 
-    def _vram_timings(self) -> dict[str, Any]:
-        before, after = self.vram_before, self.vram_after
+    async def _vram_timings(self) -> dict[str, Any]:
+        before = await self.vram_before if self.vram_before is not None else None
+        after = await self.vram_after if self.vram_after is not None else None
         known = after or before
         return {
             "vram_free_before_bytes": before.free if before is not None else None,
@@ -796,7 +798,7 @@ class _JobRun:
                     self.runtime.costs.learn(self.cost_key, self.timeline.nodes_ms)
                     if self.running_ms is None:
                         self.running_ms = self.queued_ms
-        self.vram_after = await self.runtime.vram_now()
+        self.vram_after = asyncio.create_task(self.runtime.vram_now())  # awaited with the uploads' end
 
     def _progress(self, update: ProgressUpdate, now: float) -> None:
         running = round(now - self.running_ms) if self.running_ms is not None else None
