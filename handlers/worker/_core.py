@@ -250,8 +250,9 @@ class WorkerRuntime:
             self._warmed_generation = generation
             await self._warmup(self.config.warmup_workflow, deadline)
         if self._reported_generation != generation:
+            await self.catalogue()  # every job validates against it: fetched here, part of being ready
             self._reported_generation = generation
-            # The cold-start figure: process start -> ComfyUI answering and warmed up (the catalogue follows).
+            # The cold-start figure: process start -> ComfyUI answering, catalogue loaded, warmup done.
             logger.info("comfyui ready", extra={"generation": generation, "process_age_ms": process_age_ms()})
 
     async def _warmup(self, path: Path, deadline: float) -> None:

@@ -5,7 +5,7 @@ prints figures and exits 0.
   itself, each in a fresh interpreter, median of ``--runs``;
 * worker process start -> ready: ``python -m handlers.worker`` with the real SDK loop against the RunPod emulator,
   supervising the ComfyUI emulator (``COMFYUI_COMMAND``) with a warmup workflow; "ready" is the worker's own
-  ``comfyui ready`` log line (ComfyUI answering, warmup done), measured from the kernel's process start time;
+  ``comfyui ready`` log line (ComfyUI answering, warmup done, ``/object_info`` catalogue loaded), measured from the kernel's process start time;
   and spawn -> first job completed, from outside.
 """
 
@@ -92,7 +92,7 @@ def main() -> int:
                 ready = _ready_ms(worker.output())
             if status["status"] != "COMPLETED":
                 raise SystemExit(f"the first job failed: {status}")
-            print(f"worker process start -> ready (ComfyUI answering, warmup done): {ready} ms")
+            print(f"worker process start -> ready (ComfyUI answering, warmup done, catalogue loaded): {ready} ms")
             print(f"spawn -> first job completed (incl. ComfyUI boot and warmup): {first_job * 1000:.0f} ms")
     finally:
         moto.stop()
