@@ -5,7 +5,8 @@ prints figures and exits 0.
   itself, each in a fresh interpreter, median of ``--runs``;
 * worker process start -> ready: ``python -m handlers.worker`` with the real SDK loop against the RunPod emulator,
   supervising the ComfyUI emulator (``COMFYUI_COMMAND``) with a warmup workflow; "ready" is the worker's own
-  ``comfyui ready`` log line (ComfyUI answering, warmup done, ``/object_info`` catalogue loaded), measured from the kernel's process start time;
+  ``comfyui ready`` log line (ComfyUI answering, warmup done, ``/object_info`` catalogue loaded), measured
+  from the kernel's process start time;
   and spawn -> first job completed, from outside.
 """
 

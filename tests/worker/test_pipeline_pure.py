@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from handlers.worker import ConfigError, WorkerConfig
+from handlers.common import ConfigError
+from handlers.worker import WorkerConfig
 from handlers.worker._pipeline import DEFAULT_MAX_CONCURRENT_JOBS, GpuGate
 from handlers.worker._vram import FreePolicy, VramPlanner, VramReading, graph_family, is_out_of_memory, vram_reading
 from tests.worker._relay import WORKFLOWS, sampler_graph
