@@ -61,6 +61,13 @@ class Timings(StrictModel):
     nodes_ms: dict[str, int] = Field(default_factory=dict, description="node id -> execution time")
     upload_ms: int | None = Field(default=None, ge=0)
     total_ms: int | None = Field(default=None, ge=0)
+    vram_free_before_bytes: int | None = Field(
+        default=None, ge=0, description="free VRAM (ComfyUI's /system_stats, first device) when the prompt was queued"
+    )
+    vram_free_after_bytes: int | None = Field(default=None, ge=0, description="free VRAM when the prompt ended")
+    vram_total_bytes: int | None = Field(default=None, ge=0)
+    vram_freed: bool = Field(default=False, description="the worker asked ComfyUI to unload models before this prompt")
+    oom_retries: int = Field(default=0, ge=0, description="runs retried after ComfyUI ran out of memory (at most 1)")
 
 
 class JobResult(StrictModel):

@@ -13,6 +13,7 @@ from handlers.worker._config import WorkerConfig
 from handlers.worker._core import WorkerRuntime
 from handlers.worker._handler import handler, set_runtime, stream_handler
 from handlers.worker._logging import configure_logging, route_sdk_logs, sdk_log_level
+from handlers.worker._startup import without_cpu_probe
 from handlers.worker._supervisor import ComfyProcess
 
 logger = logging.getLogger("handlers.worker")
@@ -32,20 +33,32 @@ def main() -> int:
         # job, which fails fast with ComfyUI's last lines if it died.
         process.start()
         atexit.register(process.stop, config.stop_timeout_s)
-    set_runtime(WorkerRuntime(config, process=process))
+    runtime = WorkerRuntime(config, process=process)
+    set_runtime(runtime)
     logger.info(
         "worker starting",
-        extra={"comfyui_url": config.comfyui_url, "supervised": config.supervised, "stream": config.stream},
+        extra={
+            "comfyui_url": config.comfyui_url,
+            "supervised": config.supervised,
+            "stream": config.stream,
+            "max_concurrent_jobs": config.max_concurrent_jobs,
+        },
     )
-    import runpod  # noqa: PLC0415 (heavy import: only in the worker process)
+    with without_cpu_probe():
+        import runpod  # noqa: PLC0415 (heavy import: only in the worker process)
     from runpod.serverless.modules.rp_logger import RunPodLogger  # noqa: PLC0415
 
     route_sdk_logs(RunPodLogger(), sdk_log_level(os.environ))
 
+    # Up to RELAY_MAX_CONCURRENT_JOBS jobs at once (one while an exclusive job is held): the next job is staged and
+    # its prompt queued in ComfyUI while the current one runs and uploads.
+    concurrency = runtime.gate.concurrency
     if config.stream:
-        runpod.serverless.start({"handler": stream_handler, "return_aggregate_stream": True})
+        runpod.serverless.start(
+            {"handler": stream_handler, "return_aggregate_stream": True, "concurrency_modifier": concurrency}
+        )
     else:
-        runpod.serverless.start({"handler": handler})
+        runpod.serverless.start({"handler": handler, "concurrency_modifier": concurrency})
     return 0
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from handlers.common import ConfigError
+from handlers.worker._pipeline import DEFAULT_MAX_CONCURRENT_JOBS
+from handlers.worker._vram import FreePolicy
 from handlers.workflow import LibraryMissingError, default_workflows_dir, require_library
 
 __all__ = [
@@ -64,6 +66,10 @@ class WorkerConfig:
     scratch_dir: Path | None = None
     #: How long a job's cleanup of an abandoned prompt and its files may take.
     cleanup_timeout_s: float = 10.0
+    #: Jobs held at once (the SDK's concurrency): one running in ComfyUI, the next queued behind it.
+    max_concurrent_jobs: int = DEFAULT_MAX_CONCURRENT_JOBS
+    #: When to ask ComfyUI to unload models before a prompt (besides templates that ask, and exclusive jobs).
+    free_vram: FreePolicy = FreePolicy.NEVER
 
     def bucket_allowed(self, bucket: str) -> bool:
         return bucket == self.s3_bucket or bucket in self.extra_buckets
@@ -116,6 +122,8 @@ class WorkerConfig:
             startup_timeout_s=get("RELAY_COMFYUI_STARTUP_TIMEOUT_S", _seconds, 300.0),
             webhook_timeout_s=get("RELAY_WEBHOOK_TIMEOUT_S", _seconds, 5.0),
             scratch_dir=get("RELAY_SCRATCH_DIR", _directory, None),
+            max_concurrent_jobs=get("RELAY_MAX_CONCURRENT_JOBS", _bounded_int(1, 16), DEFAULT_MAX_CONCURRENT_JOBS),
+            free_vram=get("RELAY_FREE_VRAM", _free_policy, FreePolicy.NEVER),
         )
         if not any(p.startswith("RELAY_WORKFLOWS_DIR=") for p in problems):
             try:
@@ -189,6 +197,13 @@ def _bounded_int(low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _free_policy(raw: str) -> FreePolicy:
+    try:
+        return FreePolicy(raw.lower())
+    except ValueError:
+        raise ValueError(f"must be one of {', '.join(p.value for p in FreePolicy)}") from None
 
 
 def _seconds(raw: str) -> float:

@@ -55,14 +55,17 @@ from handlers.worker._events import (
 )
 from handlers.worker._folders import JobFolders, job_folders
 from handlers.worker._inline_store import inline_store
+from handlers.worker._pipeline import GpuGate
 from handlers.worker._progress_cost import CostModel
 from handlers.worker._progress_sink import WebhookOutbox
 from handlers.worker._publish import OutputPublisher, stored_result
 from handlers.worker._s3 import new_s3_client_async
 from handlers.worker._staging import InputStager, JobFiles, MediaFetcher, MediaLimits, job_files
+from handlers.worker._startup import process_age_ms
 from handlers.worker._storage import OutputStore, S3OutputStore, UploadSettings
 from handlers.worker._supervisor import ComfyProcess
 from handlers.worker._uploads import Uploads
+from handlers.worker._vram import VramPlanner, VramReading, graph_family, is_out_of_memory, vram_reading
 from handlers.worker.comfy import (
     Adopted,
     ComfyClient,
@@ -70,6 +73,7 @@ from handlers.worker.comfy import (
     ComfyUICrashed,
     ComfyUIError,
     ComfyUITransient,
+    ExecutionFailed,
     NodeStarted,
     Output,
     ProgressUpdate,
@@ -81,6 +85,7 @@ from handlers.worker.comfy import (
 from handlers.workflow import (
     BoundWorkflow,
     Catalogue,
+    TemplateManifest,
     load_template,
     prepare_run,
     resolve_graph,
@@ -134,9 +139,15 @@ class WorkerRuntime:
         self._catalogue: tuple[int, Catalogue] | None = None
         self._ready_generation: int | None = None
         self._warmed_generation: int | None = None
+        self._reported_generation: int | None = None
         self._upload_slots: asyncio.Semaphore | None = None
         self._started = False
         self._start_lock = asyncio.Lock()
+        self._restart_lock = asyncio.Lock()
+        #: Several jobs in flight: exclusive ones run alone; the SDK's concurrency follows it.
+        self.gate = GpuGate(config.max_concurrent_jobs)
+        #: When ComfyUI should unload models before a prompt (queue order is execution order).
+        self.vram = VramPlanner(config.free_vram)
         #: What each node of each template costs, learned from this worker's runs: progress moves with time.
         self.costs = CostModel()
 
@@ -220,8 +231,10 @@ class WorkerRuntime:
         """ComfyUI answers (started, or restarted after a crash, when supervised) and the warmup has run."""
         loop = asyncio.get_running_loop()
         if self.process is not None and not self.process.alive():
-            self._ready_generation = None
-            await asyncio.to_thread(self.process.start)
+            async with self._restart_lock:  # jobs in flight all see the crash: one restart
+                if not self.process.alive():
+                    self._ready_generation = None
+                    await asyncio.to_thread(self.process.start)
         generation = self._generation()
         if self._ready_generation == generation and self.comfy.socket_connected:
             return
@@ -236,6 +249,11 @@ class WorkerRuntime:
         if self.config.warmup_workflow is not None and self._warmed_generation != generation:
             self._warmed_generation = generation
             await self._warmup(self.config.warmup_workflow, deadline)
+        if self._reported_generation != generation:
+            await self.catalogue()  # every job validates against it: fetched here, part of being ready
+            self._reported_generation = generation
+            # The cold-start figure: process start -> ComfyUI answering, catalogue loaded, warmup done.
+            logger.info("comfyui ready", extra={"generation": generation, "process_age_ms": process_age_ms()})
 
     async def _warmup(self, path: Path, deadline: float) -> None:
         """Run the warmup graph once per ComfyUI process (models loaded before the first real job). A failure is
@@ -259,6 +277,13 @@ class WorkerRuntime:
             info = await self.comfy.object_info()
             self._catalogue = (generation, await asyncio.to_thread(Catalogue, info))
         return self._catalogue[1]
+
+    async def vram_now(self) -> VramReading | None:
+        """Free and total VRAM from ``/system_stats``; ``None`` when ComfyUI does not say (or does not answer)."""
+        try:
+            return vram_reading(await self.comfy.system_stats())
+        except ComfyUIError:
+            return None
 
     def forget_catalogue(self) -> None:
         self._catalogue = None
@@ -346,6 +371,13 @@ class _JobRun:
     replay: JobResult | None = None
     """The stored result of an earlier, completed run of this job id, once the replay check found one."""
     digest: str = ""
+    manifest: TemplateManifest | None = None
+    family: str | None = None
+    vram_before: asyncio.Task[VramReading | None] | None = None
+    vram_after: asyncio.Task[VramReading | None] | None = None
+    vram_freed: bool = False
+    oom_retries: int = 0
+    outputs_seen: int = 0
 
     def __post_init__(self) -> None:
         self.throttle = ProgressThrottle(self.runtime.config.progress_interval_ms)
@@ -355,6 +387,10 @@ class _JobRun:
     @property
     def config(self) -> WorkerConfig:
         return self.runtime.config
+
+    @property
+    def exclusive(self) -> bool:
+        return self.manifest is not None and self.manifest.runs_alone
 
     @property
     def cost_key(self) -> str | None:
@@ -442,7 +478,8 @@ class _JobRun:
                     problem = Problem(path="input.progress_webhook.url", message=exc.message)
                     raise _Fail(JobError.from_problems([problem])) from exc
             try:
-                result = await self._execute(bound, store, folders, deadline)
+                with self.runtime.gate.exclusive_job() if self.exclusive else contextlib.nullcontext():
+                    result = await self._execute(bound, store, folders, deadline)
             finally:
                 if self.outbox is not None:
                     await self.outbox.aclose()
@@ -451,7 +488,7 @@ class _JobRun:
                 return self._answer_replay(self.replay)
             return result
         finally:
-            for task in (self.stored_check, self.stale_check):
+            for task in (self.stored_check, self.stale_check, self.vram_before, self.vram_after):
                 if task is not None and not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -482,8 +519,20 @@ class _JobRun:
         return self.replay is not None
 
     async def _may_queue(self) -> bool:
-        """``before_queue`` for the ComfyUI client: queue only a job that has not completed before."""
-        return not await self._replayed()
+        """``before_queue`` for the ComfyUI client: queue only a job that has not completed before; ask ComfyUI to
+        unload models first when the VRAM plan says so (applied after the prompt running now, before this one)."""
+        if await self._replayed():
+            return False
+        # Read beside queueing, not before it: /system_stats must not delay the prompt.
+        self.vram_before = asyncio.create_task(self.runtime.vram_now())
+        manifest = self.manifest
+        if self.runtime.vram.plan(
+            self.family, template_asks=manifest is not None and manifest.free_vram, exclusive=self.exclusive
+        ):
+            logger.info("asking ComfyUI to free VRAM before this prompt", extra={"family": self.family})
+            await self.runtime.comfy.free()
+            self.vram_freed = True
+        return True
 
     async def _clear_stale(self) -> bool:
         """Before ComfyUI is asked about the prompt id: a finished earlier run whose files are gone is removed from
@@ -507,6 +556,7 @@ class _JobRun:
         catalogue = await self.runtime.catalogue() if names or job.workflow_format is GraphFormat.UI else None
         if job.template is not None:
             template = await asyncio.to_thread(load_template, self.config.workflows_dir, job.template, job.character)
+            self.manifest = template.manifest
             return resolve_template(template, job.params, job.overrides, media_names=names, catalogue=catalogue)
         assert job.workflow is not None
         graph: Mapping[str, Any] = job.workflow
@@ -566,7 +616,7 @@ class _JobRun:
                     upload_ms=uploads.spent_ms,
                     nodes_ms=self.timeline.nodes_ms,
                     now=self.now_ms(),
-                )
+                ).model_copy(update=await self._vram_timings())
                 result = assemble_result(
                     job_id=self.job_id,
                     prompt_id=self.prompt_id,
@@ -608,34 +658,65 @@ class _JobRun:
         deadline: float,
     ) -> None:
         set_prompt_id(self.prompt_id)
-        work = self._consume(
-            graph, output_nodes, publisher=publisher, folders=folders, uploads=uploads, deadline=deadline
-        )
-        runner = asyncio.create_task(work)
-        broken = asyncio.create_task(uploads.failed.wait())
-        try:
-            await self.runtime.until_died(asyncio.wait({runner, broken}, return_when=asyncio.FIRST_COMPLETED))
-        except _ComfyDied:
-            raise ComfyUICrashed(
-                "ComfyUI exited while running the job; it is being restarted", prompt_id=self.prompt_id
-            ) from None
-        finally:
-            if self.flush is not None:
-                self.flush.cancel()
-                self.flush = None
-            for task in (runner, broken):
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+        self.family = (self.manifest.family if self.manifest is not None else None) or graph_family(graph)
+        requeued = False
+        while True:
+            work = self._consume(
+                graph, output_nodes, publisher=publisher, folders=folders, uploads=uploads, deadline=deadline
+            )
+            runner = asyncio.create_task(work)
+            broken = asyncio.create_task(uploads.failed.wait())
+            crashed = False
+            try:
+                await self.runtime.until_died(asyncio.wait({runner, broken}, return_when=asyncio.FIRST_COMPLETED))
+            except _ComfyDied:
+                crashed = True
+            finally:
+                if self.flush is not None:
+                    self.flush.cancel()
+                    self.flush = None
+                for task in (runner, broken):
+                    if not task.done():
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+            failure = None if crashed or runner.cancelled() else runner.exception()
+            if crashed or isinstance(failure, ComfyUICrashed):
+                if not requeued and self._never_ran():
+                    # Queued behind the prompt that took ComfyUI down: this one never ran, so it runs on the
+                    # restarted ComfyUI instead of failing (once: a prompt that kills ComfyUI itself fails next time).
+                    requeued = True
+                    logger.warning("ComfyUI went away before this job's prompt started: queueing it again")
+                    self.queued_ms = None
+                    await self.runtime.ensure_ready(deadline)
+                    continue
+                if crashed:
+                    raise ComfyUICrashed(
+                        "ComfyUI exited while running the job; it is being restarted", prompt_id=self.prompt_id
+                    )
+            break
         if runner.cancelled():
             raise uploads.failure()
-        failure = runner.exception()
         if failure is not None:
             raise failure
         # The prompt is done: every output it reported must be stored before the job may succeed.
         async with asyncio.timeout_at(deadline):
             await uploads.wait()
+
+    def _never_ran(self) -> bool:
+        return self.running_ms is None and self.outputs_seen == 0
+
+    async def _vram_timings(self) -> dict[str, Any]:
+        before = await self.vram_before if self.vram_before is not None else None
+        after = await self.vram_after if self.vram_after is not None else None
+        known = after or before
+        return {
+            "vram_free_before_bytes": before.free if before is not None else None,
+            "vram_free_after_bytes": after.free if after is not None else None,
+            "vram_total_bytes": known.total if known is not None else None,
+            "vram_freed": self.vram_freed,
+            "oom_retries": self.oom_retries,
+        }
 
     async def _consume(
         self,
@@ -647,15 +728,48 @@ class _JobRun:
         uploads: Uploads,
         deadline: float,
     ) -> None:
-        """Follow the prompt to its end; returns early (prompt interrupted if it runs) when the job is a replay."""
+        """Follow the prompt to its end; returns early (prompt interrupted if it runs) when the job is a replay.
+        The prompt is queued only while this job holds the GPU gate (an exclusive job holds it alone); a prompt
+        that runs out of memory before any output is run once more after ComfyUI has unloaded its models."""
         if not await self._clear_stale():
             return
+        while True:
+            try:
+                async with self.runtime.gate.hold(exclusive=self.exclusive):
+                    await self._run_prompt(
+                        graph, output_nodes, publisher=publisher, folders=folders, uploads=uploads, deadline=deadline
+                    )
+                return
+            except ExecutionFailed as exc:
+                details = exc.details
+                oom = is_out_of_memory(details.exception_type, details.exception_message)
+                if not oom or self.oom_retries or self.outputs_seen:
+                    raise
+                self.oom_retries += 1
+                logger.warning(
+                    "ComfyUI ran out of memory at node %s: unloading models and running it once more", details.node_id
+                )
+                await self.runtime.comfy.free()
+                self.vram_freed = True
+                self.running_ms = None
+
+    async def _run_prompt(
+        self,
+        graph: Mapping[str, Any],
+        output_nodes: tuple[str, ...],
+        *,
+        publisher: OutputPublisher,
+        folders: JobFolders,
+        uploads: Uploads,
+        deadline: float,
+    ) -> None:
         comfy = self.runtime.comfy
         events = comfy.run_prompt(
             graph,
             self.prompt_id,
             deadline=deadline,
             output_nodes=output_nodes or None,
+            front=self.oom_retries > 0,  # a retry goes next, right after the /free it asked for
             before_queue=self._may_queue,
             weights=self.runtime.costs.weights(graph, self.cost_key),
         )
@@ -675,6 +789,7 @@ class _JobRun:
                 elif isinstance(event, ProgressUpdate):
                     self._progress(event, now)
                 elif isinstance(event, Output):
+                    self.outputs_seen += 1
                     uploads.start(
                         functools.partial(self._upload, publisher, folders, event), name=f"upload node {event.node}"
                     )
@@ -684,6 +799,7 @@ class _JobRun:
                     self.runtime.costs.learn(self.cost_key, self.timeline.nodes_ms)
                     if self.running_ms is None:
                         self.running_ms = self.queued_ms
+        self.vram_after = asyncio.create_task(self.runtime.vram_now())  # awaited with the uploads' end
 
     def _progress(self, update: ProgressUpdate, now: float) -> None:
         running = round(now - self.running_ms) if self.running_ms is not None else None

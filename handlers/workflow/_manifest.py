@@ -236,6 +236,16 @@ class TemplateManifest(_Model):
         description="the graph's own placeholder strings (e.g. '__CHORUS_PROMPT__') -> the parameter each stands for; "
         "a whole input value equal to one is bound like '{{name}}'",
     )
+    exclusive: bool = Field(
+        default=False,
+        description="runs alone on its worker: no other prompt is queued beside it (kind 'train' always is)",
+    )
+    family: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")] | None = Field(
+        default=None,
+        description="model family (sdxl, flux, wan, ...): a worker configured to free VRAM between families does "
+        "so when the next prompt's family differs",
+    )
+    free_vram: bool = Field(default=False, description="ask ComfyUI to unload models and free memory before it runs")
 
     @model_validator(mode="after")
     def _unique_names(self) -> Self:
@@ -250,6 +260,11 @@ class TemplateManifest(_Model):
 
     def param(self, name: str) -> TemplateParam | None:
         return next((p for p in self.params if p.name == name), None)
+
+    @property
+    def runs_alone(self) -> bool:
+        """Exclusive by declaration or by kind: training holds the GPU for its whole run."""
+        return self.exclusive or self.kind == "train"
 
 
 class CharacterLora(_Model):

@@ -181,3 +181,29 @@ def test_the_worker_refuses_to_start_with_a_bad_configuration(
     )
     assert done.returncode == 2
     assert "COMFYUI_URL" in done.stderr and "RELAY_STREAM" in done.stderr
+
+
+def test_the_next_job_queues_behind_the_running_one_and_cancels_alone(
+    runpod: Emulator, worker: RelayWorker, comfy: Comfy
+) -> None:
+    """RELAY_MAX_CONCURRENT_JOBS (default 2): the SDK hands over the next job while one runs; its prompt waits in
+    ComfyUI's queue. Cancelling it through RunPod deletes it from that queue and leaves the running prompt alone."""
+
+    def queue() -> tuple[list[str], list[str]]:
+        body = httpx.get(comfy.url + "/queue").json()
+        return [i[1] for i in body["queue_running"]], [i[1] for i in body["queue_pending"]]
+
+    _faults(comfy, hold_at="KSampler")
+    first = runpod.run({"input": {"workflow": sampler_graph(seed=1101), "job_id": "sdk-pipe-a"}})
+    wait_for(lambda: queue()[0] == [prompt_id_for("sdk-pipe-a")], 30, "the first prompt to run")
+    second = runpod.run({"input": {"workflow": sampler_graph(seed=1102), "job_id": "sdk-pipe-b"}})
+    wait_for(lambda: queue()[1] == [prompt_id_for("sdk-pipe-b")], 30, "the second prompt to wait in ComfyUI")
+    third = runpod.run({"input": {"workflow": mixed_graph(prefix="pipe"), "job_id": "sdk-pipe-c"}})
+    assert runpod.client.post(f"/cancel/{second}").status_code == 200
+    assert runpod.wait_status(second, "CANCELLED", "COMPLETED", "FAILED")["status"] == "CANCELLED"
+    wait_for(lambda: prompt_id_for("sdk-pipe-b") not in queue()[1], 15, "the cancelled prompt to leave the queue")
+    assert queue()[0] == [prompt_id_for("sdk-pipe-a")]  # still running, untouched
+    httpx.post(comfy.url + "/_emulator/release").raise_for_status()
+    assert runpod.wait_status(first, "COMPLETED", "FAILED")["status"] == "COMPLETED"
+    assert runpod.wait_status(third, "COMPLETED", "FAILED")["status"] == "COMPLETED"
+    assert _history(comfy, prompt_id_for("sdk-pipe-b")) == {}  # never ran

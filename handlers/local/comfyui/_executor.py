@@ -396,7 +396,7 @@ class Executor:
         if self.interrupt_event.is_set():
             raise _Interrupted(node_id)
         try:
-            if Faults.matches(faults.error_at, node_id, class_type):
+            if Faults.matches(faults.error_at, node_id, class_type) and faults.take_error():
                 raise RuntimeError(faults.error_message)
             obj = self._objects.get((node_id, class_type))
             if obj is None:

@@ -18,7 +18,8 @@ class FaultError(ValueError):
 class Faults:
     """Faults to inject. A node selector is a node id (``"3"``, ``"7:1"``) or a ``class_type`` (``"KSampler"``).
 
-    * ``error_at``: that node fails with ``execution_error`` (``RuntimeError: error_message``).
+    * ``error_at``: that node fails with ``execution_error`` (``RuntimeError: error_message``); with
+      ``error_times``, only that many times (then it runs normally: a transient failure such as running out of VRAM).
     * ``exit_at``: the process dies (``os._exit(exit_code)``) when that node starts; only meaningful when the
       emulator runs as its own process.
     * ``hold_at``: that node waits, after its ``executing`` message, until ``POST /_emulator/release`` or an
@@ -30,6 +31,7 @@ class Faults:
 
     error_at: str | None = None
     error_message: str = "Emulated failure (fault injection)"
+    error_times: int | None = None
     exit_at: str | None = None
     exit_code: int = 1
     hold_at: str | None = None
@@ -54,6 +56,15 @@ class Faults:
             checked[key] = getattr(defaults, key) if value is None else _CHECKS[key](key, value)
         for key, value in checked.items():
             setattr(self, key, value)
+
+    def take_error(self) -> bool:
+        """Whether ``error_at`` fails this time (counting down ``error_times``)."""
+        if self.error_times is None:
+            return True
+        if self.error_times <= 0:
+            return False
+        self.error_times -= 1
+        return True
 
     @staticmethod
     def matches(selector: str | None, node_id: str, class_type: str) -> bool:
@@ -94,6 +105,7 @@ def _seconds(key: str, value: Any) -> float:
 _CHECKS = {
     "error_at": _selector,
     "error_message": _text,
+    "error_times": _count,
     "exit_at": _selector,
     "exit_code": _exit_code,
     "hold_at": _selector,

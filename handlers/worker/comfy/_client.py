@@ -301,6 +301,11 @@ class ComfyClient:
         """Interrupt ``prompt_id`` if it is the one running; ComfyUI ignores the call otherwise."""
         await self._request("POST", "/interrupt", "POST /interrupt", json={"prompt_id": prompt_id})
 
+    async def free(self, *, unload_models: bool = True, free_memory: bool = True) -> None:
+        """POST /free: ComfyUI unloads models / empties its memory after the prompt running now (at once if idle)."""
+        body = {"unload_models": unload_models, "free_memory": free_memory}
+        await self._request("POST", "/free", "POST /free", json=body)
+
     async def delete_from_queue(self, prompt_ids: Sequence[str]) -> None:
         """Remove pending prompts; a running or unknown prompt is not affected."""
         await self._request("POST", "/queue", "POST /queue delete", json={"delete": list(prompt_ids)})
