@@ -19,6 +19,8 @@ class OutputKind(StrEnum):
     TEXT = "text"
     LATENT = "latent"
     MODEL_3D = "3d"
+    MODEL = "model"
+    """A trained model file (a LoRA's ``.safetensors``)."""
     FILE = "file"
 
 
