@@ -51,7 +51,7 @@ from handlers.contract._progress import (
     webhook_signature,
 )
 from handlers.contract._record import JobProgress, JobRecord, RunPodJobStatus
-from handlers.contract._result import JobResult, OutputItem, OutputKind, SeedUsed, Timings
+from handlers.contract._result import JobResult, OutputItem, OutputKind, RegisteredLora, SeedUsed, Timings
 from handlers.contract._state import (
     INITIAL_STATES,
     TERMINAL_STATES,
@@ -105,6 +105,7 @@ __all__ = [
     "ProgressWebhook",
     "ProgressWebhookPayload",
     "QueueMessage",
+    "RegisteredLora",
     "RelayEvent",
     "RunPodJobStatus",
     "RunPodStatus",

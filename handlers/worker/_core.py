@@ -86,6 +86,7 @@ from handlers.workflow import (
     BoundWorkflow,
     Catalogue,
     load_template,
+    lora_pack_entry,
     prepare_run,
     resolve_graph,
     resolve_template,
@@ -584,6 +585,8 @@ class _JobRun:
                     warnings=self.warnings,
                     input_digest=self.digest,
                 )
+                if self.job.register_as is not None:
+                    result = self._register(result, self.job.register_as, bound)
                 # Every file is stored: the local copies go while the manifest is written (job_files and the
                 # finally below find nothing left to do).
                 cleanup = asyncio.create_task(asyncio.to_thread(_clean_now, files, leftovers))
@@ -604,6 +607,15 @@ class _JobRun:
         staged = await stager.stage_all(self.job.media)
         await folders.hand_over(staged)
         return {name: item.comfy_name for name, item in staged.items()}
+
+    def _register(self, result: JobResult, character: str, bound: BoundWorkflow) -> JobResult:
+        entry = lora_pack_entry(character, result.outputs, _str_or_none(bound.params.get("trigger_word")))
+        if entry is None:
+            return result.model_copy(
+                update={"warnings": [*result.warnings, "register_as: no trained model to register"]}
+            )
+        logger.info("trained LoRA registered for %s as %s", character, entry.file)
+        return result.model_copy(update={"registered": entry})
 
     async def _stage_dataset(self, dataset: Dataset, bound: BoundWorkflow, folders: JobFolders) -> list[str]:
         resolution = bound.params.get("resolution")

@@ -89,6 +89,7 @@ from handlers.workflow._training import (
     SavedModel,
     dataset_folder,
     is_training_graph,
+    lora_pack_entry,
     saved_models,
 )
 from handlers.workflow._tts_text import chunk_text, prepare_tts_text, split_sentences
@@ -165,6 +166,7 @@ __all__ = [
     "list_templates",
     "load_character",
     "load_template",
+    "lora_pack_entry",
     "merge_variants",
     "parse_aspect_ratio",
     "plan_zip",

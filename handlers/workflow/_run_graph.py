@@ -27,7 +27,8 @@ def prepare_run(
     - media inputs name the staged files (``staged``: media name -> the name ComfyUI's loaders see, such as
       ``"<job id>/face.png"``): exactly the inputs binding bound to media - media parameters, and file inputs
       (per the catalogue) whose value names a media item; no other input, whatever its value;
-    - every ``filename_prefix`` (and a model saver's ``prefix``: ``SaveLoRANode``) is put under ``<job id>/<attempt>/``. Two reasons: ComfyUI answers an output node
+    - every ``filename_prefix`` (and a model saver's ``prefix``: ``SaveLoRANode``) is put under
+      ``<job id>/<attempt>/``. Two reasons: ComfyUI answers an output node
       whose inputs did not change from its cache, naming the files of the earlier run, which the worker has
       removed; a prefix unique to the attempt makes the save node run again (its upstream nodes stay cached). And
       each job's files land in a folder of their own (``_FLAT_PREFIX_NODES`` keep a flat, still unique, prefix).

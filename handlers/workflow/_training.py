@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Final
 
+from handlers.contract import OutputItem, OutputKind, RegisteredLora
+
 __all__ = [
     "DATASET_LOADERS",
     "DATASET_PARAM",
@@ -21,6 +23,7 @@ __all__ = [
     "SavedModel",
     "dataset_folder",
     "is_training_graph",
+    "lora_pack_entry",
     "saved_models",
 ]
 
@@ -100,3 +103,19 @@ def saved_models(graph: Mapping[str, Any]) -> list[SavedModel]:
         title = meta.get("title") if isinstance(meta, Mapping) and isinstance(meta.get("title"), str) else None
         found.append(SavedModel(str(node_id), title, subfolder, name, stem))
     return found
+
+
+def lora_pack_entry(character: str, outputs: list[OutputItem], trigger: str | None) -> RegisteredLora | None:
+    """The pack entry of the job's trained LoRA (its first stored ``model`` output) for ``character``: the file is
+    provisioned into ``loras/<character>/`` under its own name, so every trained version keeps its name."""
+    for item in outputs:
+        if item.kind is OutputKind.MODEL and item.s3_uri and item.sha256 and item.filename and item.bytes is not None:
+            return RegisteredLora(
+                character=character,
+                file=f"{character}/{item.filename}",
+                s3_uri=item.s3_uri,
+                sha256=item.sha256,
+                bytes=item.bytes,
+                trigger_words=[trigger] if trigger else [],
+            )
+    return None

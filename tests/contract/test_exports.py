@@ -51,6 +51,7 @@ EXPECTED = [
     "ProgressWebhook",
     "ProgressWebhookPayload",
     "QueueMessage",
+    "RegisteredLora",
     "RelayEvent",
     "RunPodJobStatus",
     "RunPodStatus",

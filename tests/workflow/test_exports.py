@@ -74,6 +74,7 @@ EXPECTED = [
     "list_templates",
     "load_character",
     "load_template",
+    "lora_pack_entry",
     "merge_variants",
     "parse_aspect_ratio",
     "plan_zip",
