@@ -21,10 +21,11 @@ from aiohttp import web
 
 from handlers.contract import ErrorCode, OutputKind, ProgressEvent
 from handlers.local._serving import ServerThread
-from handlers.local.stack import place_model_files, place_sample_inputs
+from handlers.local.stack import place_model_files, place_sample_inputs, sample_job
 from handlers.local.stack._samples import sample_portrait
 from handlers.worker import MediaFetcher, MediaLimits, WorkerRuntime
 from handlers.worker.comfy import prompt_id_for
+from handlers.workflow import load_template
 from tests.worker._relay import WORKFLOWS, Comfy, collect, result_of, runtime_for, serve_comfy
 from tests.worker.conftest import make_s3_client
 
@@ -242,3 +243,61 @@ async def test_a_dataset_by_urls_over_comfyuis_http_routes(
     # Uploaded through ComfyUI's route, captioned: what the loader read.
     uploaded = comfy.input_dir / "train-urls" / "dataset"
     assert (uploaded / "img04.txt").read_text() == "ohwx_woman" and len(list(uploaded.glob("*.png"))) == 5
+
+
+async def test_character_sheet_to_lora_to_generation(
+    runtime: WorkerRuntime, comfy: Comfy, s3_bucket: str, moto_endpoint: str
+) -> None:
+    """The chain a character product runs: a character sheet for Mira, its four poses as the training dataset, a
+    LoRA trained from them and registered for Mira, then an image generated with that LoRA."""
+    sheet_job = sample_job(load_template(WORKFLOWS, "image/character-sheet", character="mira"))
+    _events, final = await collect(runtime, {"id": "chain-sheet", "input": sheet_job})
+    sheet = result_of(final)
+    poses = [o for o in sheet.outputs if o.node_title == "Save Poses"]
+    assert len(poses) == 4 and all(o.s3_uri for o in poses)
+    # The poses node's outputs share one S3 folder: that prefix is the dataset.
+    (folder,) = {o.s3_uri.rsplit("/", 1)[0] for o in poses if o.s3_uri}
+
+    train = {
+        "template": "train/lora-sdxl",
+        "character": "mira",
+        "params": {"steps": 20, "name": "loras/mira_lora"},
+        "dataset": {"s3": f"{folder}/"},
+        "register_as": "mira",
+    }
+    _events, final = await collect(runtime, {"id": "chain-train", "input": train})
+    trained = result_of(final)
+    (model,) = [o for o in trained.outputs if o.kind is OutputKind.MODEL]
+    entry = trained.registered
+    assert entry is not None and entry.character == "mira" and entry.trigger_words == ["mira_character"]
+    assert (entry.s3_uri, entry.sha256, entry.bytes) == (model.s3_uri, model.sha256, model.bytes)
+    assert entry.file == "mira/mira_lora_20_steps_00001_.safetensors"
+    assert any("4 of 4 image(s) have no caption" in w for w in trained.warnings)
+
+    # Provisioning the pack entry onto the worker's ComfyUI (what the character-pack provisioning does: fetch the
+    # S3 object, check its sha256, place it under loras/).
+    s3 = make_s3_client(moto_endpoint)
+    bucket, key = entry.s3_uri.removeprefix("s3://").split("/", 1)
+    data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert hashlib.sha256(data).hexdigest() == entry.sha256
+    placed = comfy.data_dir.parent / "models" / "loras" / entry.file
+    placed.parent.mkdir(parents=True, exist_ok=True)
+    placed.write_bytes(data)
+    runtime.forget_catalogue()  # a model placed after /object_info was read: the next job reads it again
+    try:
+        generate = {
+            "template": "image/sdxl-basic",
+            "params": {
+                "prompt": f"{entry.trigger_words[0]}, reading a newspaper in a cafe",
+                "loras": [{"name": entry.file, "strength": 0.8}],
+            },
+        }
+        _events, final = await collect(runtime, {"id": "chain-generate", "input": generate})
+        image = result_of(final)
+        assert [o.kind for o in image.outputs] == [OutputKind.IMAGE]
+        graph = history_graph(comfy, image.prompt_id or "")
+        loaded = [n["inputs"]["lora_name"] for n in graph.values() if n["class_type"] == "LoraLoader"]
+        assert loaded == [entry.file]
+        assert hashlib.sha256(placed.read_bytes()).hexdigest() == model.sha256
+    finally:
+        placed.unlink()
