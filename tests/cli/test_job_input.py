@@ -120,3 +120,24 @@ def test_printed_errors_name_the_failing_node_and_input() -> None:
     assert "node 3 (KSampler) input steps: t: m" in text
     assert "node 8 (VAEDecode) raised OOM: x" in text
     assert "input.params.width: must be <= 4096" in text
+
+
+def test_a_dataset_folder_is_zipped_inline_and_urls_passed(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    photos = tmp_path / "photos"
+    (photos / "10_ava").mkdir(parents=True)
+    (photos / "a.png").write_bytes(b"png")
+    (photos / "a.txt").write_text("close-up")
+    (photos / "10_ava" / "b.jpg").write_bytes(b"jpg")
+    (photos / "notes.md").write_text("not part of it")
+    job = build_job_input("train/lora-sdxl", character="ava", dataset="photos", cwd=tmp_path)
+    assert "dataset" not in job["params"] and "trigger_word" not in job["params"]  # the worker fills both
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(job["dataset"]["zip_base64"]))) as zf:
+        assert sorted(zf.namelist()) == ["10_ava/b.jpg", "a.png", "a.txt"]
+    by_url = build_job_input("train/lora-sdxl", params={"trigger_word": "zx"}, dataset="s3://bkt/sets/ava/")
+    assert by_url["dataset"] == {"s3": "s3://bkt/sets/ava/"}
+    with pytest.raises(JobInputError) as caught:
+        build_job_input("train/lora-sdxl", params={"trigger_word": "zx"}, dataset="missing", cwd=tmp_path)
+    assert caught.value.error.problems[0].path == "input.dataset"
