@@ -180,10 +180,7 @@ def build_job_input(
             document["media"] = items
             typed = _typed_params(params, types)
             # The worker names the staged folder: bind with a stand-in so the other parameters are still checked.
-            staged: dict[str, Any] = {"dataset": "dataset"} if dataset is not None else {}
-            triggers = template.profile.trigger_words if template.profile is not None else []
-            if dataset is not None and "trigger_word" not in typed and triggers:
-                staged["trigger_word"] = triggers[0]  # as the worker does: the character's first trigger word
+            staged = {"dataset": "dataset"} if dataset is not None else {}
             bound = resolve_template(template, {**typed, **staged}, overrides_typed, media_names=media_names)
             # Send what the schema made of each given value (e.g. 20, not "20"), so the worker sees typed JSON.
             document["params"] = {k: bound.params.get(k, v) for k, v in _typed_params(params, types).items()}

@@ -44,7 +44,7 @@ from handlers.contract import (
 )
 from handlers.outbound import UrlRefused
 from handlers.worker._config import WorkerConfig
-from handlers.worker._dataset import dataset_params, stage_dataset
+from handlers.worker._dataset import stage_dataset
 from handlers.worker._events import (
     CoreEvent,
     Finished,
@@ -85,6 +85,7 @@ from handlers.workflow import (
     RESULT_PREVIEWS,
     BoundWorkflow,
     Catalogue,
+    job_params,
     load_template,
     lora_pack_entry,
     prepare_run,
@@ -512,8 +513,7 @@ class _JobRun:
         catalogue = await self.runtime.catalogue() if names or job.workflow_format is GraphFormat.UI else None
         if job.template is not None:
             template = await asyncio.to_thread(load_template, self.config.workflows_dir, job.template, job.character)
-            triggers = template.profile.trigger_words if template.profile is not None else []
-            params = dataset_params(job, self.job_id, triggers)
+            params = job_params(job, self.job_id)
             return resolve_template(template, params, job.overrides, media_names=names, catalogue=catalogue)
         assert job.workflow is not None
         graph: Mapping[str, Any] = job.workflow

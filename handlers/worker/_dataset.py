@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from PIL import Image, UnidentifiedImageError
 
-from handlers.contract import Dataset, JobInput, Problem
+from handlers.contract import Dataset, Problem
 from handlers.worker._media import InvalidMedia
 from handlers.worker._staging import InputStager, MediaFetcher, _Sink
 from handlers.workflow import (
@@ -38,7 +38,7 @@ from handlers.workflow import (
 if TYPE_CHECKING:
     from handlers.worker._folders import JobFolders
 
-__all__ = ["StagedDataset", "dataset_params", "stage_dataset"]
+__all__ = ["StagedDataset", "stage_dataset"]
 
 logger = logging.getLogger("handlers.worker.dataset")
 
@@ -46,7 +46,6 @@ _IMAGES: Final = frozenset({".png", ".jpg", ".jpeg", ".webp"})
 _FETCHES: Final = 8
 _CHUNK: Final = 1024 * 1024
 _S3_PREFIX: Final = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>.*)")
-_TRIGGER_PARAM: Final = "trigger_word"
 
 
 @dataclass(frozen=True)
@@ -56,19 +55,6 @@ class StagedDataset:
     path: Path
     report: DatasetReport
     trigger: str | None
-
-
-def dataset_params(job: JobInput, job_id: str, trigger_words: list[str]) -> dict[str, Any]:
-    """The job's params with its dataset in: the ``dataset`` parameter names the staged folder, and the trigger word
-    is the dataset's, else the caller's ``trigger_word``, else the character's first one."""
-    params: dict[str, Any] = dict(job.params)
-    if job.dataset is None:
-        return params
-    params[DATASET_PARAM] = dataset_folder(job_id)
-    trigger = job.dataset.trigger_word or params.get(_TRIGGER_PARAM) or (trigger_words[0] if trigger_words else None)
-    if trigger is not None:
-        params[_TRIGGER_PARAM] = trigger
-    return params
 
 
 async def stage_dataset(

@@ -89,6 +89,7 @@ from handlers.workflow._training import (
     SavedModel,
     dataset_folder,
     is_training_graph,
+    job_params,
     lora_pack_entry,
     saved_models,
 )
@@ -162,6 +163,7 @@ __all__ = [
     "find_placeholders",
     "is_training_graph",
     "job_filename_prefix",
+    "job_params",
     "list_characters",
     "list_templates",
     "load_character",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Final
 
-from handlers.contract import OutputItem, OutputKind, RegisteredLora
+from handlers.contract import JobInput, OutputItem, OutputKind, RegisteredLora
 
 __all__ = [
     "DATASET_LOADERS",
@@ -23,12 +23,15 @@ __all__ = [
     "SavedModel",
     "dataset_folder",
     "is_training_graph",
+    "job_params",
     "lora_pack_entry",
     "saved_models",
 ]
 
 #: The template parameter a job's ``dataset`` fills with its staged folder.
 DATASET_PARAM: Final = "dataset"
+#: The template parameter the trigger word binds to (written into every caption too).
+TRIGGER_PARAM: Final = "trigger_word"
 #: Loaders that read a folder of the input directory (the folder a job's dataset is staged into).
 DATASET_LOADERS: Final = frozenset({"LoadImageTextSetFromFolderNode", "LoadImageSetFromFolderNode"})
 #: Nodes that save a trained model and report nothing, with the input that holds their output prefix.
@@ -41,6 +44,17 @@ _TRAINERS: Final = frozenset({"TrainLoraNode"})
 def dataset_folder(job_id: str) -> str:
     """The input subfolder (relative to ComfyUI's input directory) a job's dataset is staged into."""
     return f"{job_id}/{DATASET_PARAM}"
+
+
+def job_params(job: JobInput, job_id: str) -> dict[str, Any]:
+    """The params a job binds with (worker and dispatch alike): with a ``dataset``, its staged folder fills the
+    ``dataset`` parameter and its ``trigger_word`` (if given) the trigger word."""
+    params: dict[str, Any] = dict(job.params)
+    if job.dataset is not None:
+        params[DATASET_PARAM] = dataset_folder(job_id)
+        if job.dataset.trigger_word is not None:
+            params[TRIGGER_PARAM] = job.dataset.trigger_word
+    return params
 
 
 def is_training_graph(graph: Mapping[str, Any]) -> bool:

@@ -70,6 +70,7 @@ EXPECTED = [
     "find_placeholders",
     "is_training_graph",
     "job_filename_prefix",
+    "job_params",
     "list_characters",
     "list_templates",
     "load_character",
