@@ -712,7 +712,7 @@ class _JobRun:
                     )
                 elif isinstance(event, Succeeded):
                     # Model files are in no ComfyUI report: found by the names the graph gives them.
-                    for saved in await trained_models(graph, folders):
+                    for saved in await trained_models(graph, folders, self.prompt_id):
                         uploads.start(functools.partial(self._upload, publisher, folders, saved), name="upload model")
                     self.ended_ms = now
                     self.timeline.finished(now)

@@ -2,8 +2,10 @@
 worker finds the file itself once the prompt has run, by the name the graph gives it
 (:func:`handlers.workflow.saved_models`), and reports it as an ``Output`` of its own under the ``models`` key.
 
-On a shared disk the job's output folder is searched (the name's step count may be unknown); over HTTP the
-predicted name is fetched from ``/view`` like any other output.
+The names come from the graph that ran, as ComfyUI's ``/history`` records it: a retry that adopted the prompt of an
+earlier attempt finds that attempt's files, not the ones its own graph would have written. On a shared disk the
+folder is searched (the name's step count may be unknown); over HTTP the predicted name is fetched from ``/view``
+like any other output.
 """
 
 from __future__ import annotations
@@ -35,8 +37,20 @@ def _found_on_disk(output_dir: Path, saved: SavedModel) -> list[str]:
     return sorted(p.name for p in folder.glob(f"{saved.stem}_*.safetensors") if p.is_file())
 
 
-async def trained_models(graph: Mapping[str, Any], folders: JobFolders) -> list[Output]:
-    """One ``Output`` per model save node of ``graph`` whose file exists (shared disk) or is predicted (HTTP)."""
+async def _graph_that_ran(folders: JobFolders, prompt_id: str, graph: Mapping[str, Any]) -> Mapping[str, Any]:
+    entry = (await folders.comfy.history(prompt_id)).get(prompt_id)
+    prompt = entry.get("prompt") if isinstance(entry, Mapping) else None
+    if isinstance(prompt, list) and len(prompt) > 2 and isinstance(prompt[2], Mapping):
+        return prompt[2]
+    return graph
+
+
+async def trained_models(graph: Mapping[str, Any], folders: JobFolders, prompt_id: str) -> list[Output]:
+    """One ``Output`` per model save node of the prompt ``prompt_id`` (queued from ``graph``, or adopted) whose
+    file exists (shared disk) or is predicted (HTTP)."""
+    if not saved_models(graph):
+        return []
+    graph = await _graph_that_ran(folders, prompt_id, graph)
     outputs = []
     for saved in saved_models(graph):
         if folders.shared_outputs:

@@ -25,7 +25,7 @@ from handlers.local.stack import place_model_files, place_sample_inputs, sample_
 from handlers.local.stack._samples import sample_portrait
 from handlers.worker import MediaFetcher, MediaLimits, WorkerRuntime
 from handlers.worker.comfy import prompt_id_for
-from handlers.workflow import load_template
+from handlers.workflow import load_template, prepare_run, resolve_template
 from tests.worker._relay import WORKFLOWS, Comfy, collect, result_of, runtime_for, serve_comfy
 from tests.worker.conftest import make_s3_client
 
@@ -301,3 +301,34 @@ async def test_character_sheet_to_lora_to_generation(
         assert hashlib.sha256(placed.read_bytes()).hexdigest() == model.sha256
     finally:
         placed.unlink()
+
+
+async def test_a_retry_that_adopts_the_training_collects_the_first_attempts_lora(
+    runtime: WorkerRuntime, comfy: Comfy
+) -> None:
+    # The first attempt staged the dataset, queued the training and went away; the retry adopts the running prompt,
+    # whose LoRA is saved under the first attempt's prefix.
+    place_sample_inputs(comfy.input_dir, WORKFLOWS)
+    template = load_template(WORKFLOWS, "train/lora-sdxl")
+    params: dict[str, Any] = {"dataset": "relay-samples/dataset", "trigger_word": "zx", "steps": 10}
+    first = prepare_run(resolve_template(template, params, {}), job_id="train-adopt", attempt="first")
+    faults(comfy, hold_at="TrainLoraNode")
+    prompt_id = prompt_id_for("train-adopt")
+    body = {"prompt": first, "prompt_id": prompt_id, "client_id": runtime._client_id}
+    httpx.post(comfy.url + "/prompt", json=body).raise_for_status()
+    job = {"template": "train/lora-sdxl", "params": params}
+    events: list[Any] = []
+    async with contextlib.aclosing(runtime.run_job({"id": "train-adopt", "input": job})) as stream:
+        async for event in stream:
+            events.append(event)
+            if isinstance(event, ProgressEvent) and len([e for e in events if isinstance(e, ProgressEvent)]) == 1:
+                # Following the held prompt: the first attempt's, adopted (no second run is queued).
+                assert len(httpx.get(comfy.url + "/queue").json()["queue_pending"]) == 0
+                httpx.post(comfy.url + "/_emulator/release").raise_for_status()
+    final = events[-1]
+    result = result_of(final)
+    (model,) = [o for o in result.outputs if o.kind is OutputKind.MODEL]
+    assert model.filename == "character_lora_10_steps_00001_.safetensors" and model.bytes
+    starts = [m for m in httpx.get(f"{comfy.url}/history/{prompt_id}").json()[prompt_id]["status"]["messages"]]
+    assert [m[0] for m in starts].count("execution_start") == 1
+    assert not (comfy.output_dir / "train-adopt").exists()
