@@ -141,3 +141,26 @@ def test_a_dataset_folder_is_zipped_inline_and_urls_passed(tmp_path: Path) -> No
     with pytest.raises(JobInputError) as caught:
         build_job_input("train/lora-sdxl", params={"trigger_word": "zx"}, dataset="missing", cwd=tmp_path)
     assert caught.value.error.problems[0].path == "input.dataset"
+
+
+def test_a_finished_jobs_warnings_and_registration_are_printed() -> None:
+    from rich.console import Console
+
+    from handlers.cli._follow import print_record
+
+    console = Console(record=True, width=200)
+    output = {
+        "job_id": "t1",
+        "warnings": ["dataset has 4 images; 10 or more usually train better"],
+        "registered": {
+            "character": "ava",
+            "file": "ava/l_10_steps_00001_.safetensors",
+            "s3_uri": "s3://bkt/k/l.safetensors",
+            "sha256": "ab" * 32,
+            "bytes": 10,
+        },
+    }
+    print_record(console, {"id": "rp-1", "status": "COMPLETED", "output": output}, [])
+    text = console.export_text()
+    assert "warning: dataset has 4 images" in text
+    assert "registered for ava: ava/l_10_steps_00001_.safetensors (sha256 abababababab...)" in text
