@@ -339,6 +339,13 @@ def print_record(out: Console, status: Mapping[str, Any], outputs: list[dict[str
         f"job {status.get('id')}: {status.get('status')}{worker} ({', '.join(times) or 'no timings'})", markup=False
     )
     print_outputs(out, outputs)
+    parsed = _status_model(status)
+    result = parsed.result() if parsed is not None else None
+    for warning in result.warnings if result is not None else []:
+        out.print(f"  warning: {warning}", markup=False)
+    if result is not None and result.registered is not None:
+        entry = result.registered
+        out.print(f"  registered for {entry.character}: {entry.file} (sha256 {entry.sha256[:12]}...)", markup=False)
 
 
 def print_outputs(out: Console, outputs: list[dict[str, Any]]) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from handlers.cli._dataset import dataset_input
 from handlers.contract import ErrorCode, JobError, JobInput, Problem, validation_problems
 
 __all__ = ["JobInputError", "build_job_input", "job_input_from_args", "parse_assignments", "untyped_value"]
@@ -122,6 +123,7 @@ def build_job_input(
     workflows_root: Path | None = None,
     cwd: Path | None = None,
     extra: Mapping[str, Any] | None = None,
+    dataset: str | None = None,
 ) -> dict[str, Any]:
     """The job's ``input`` document. Raises :class:`JobInputError` with every problem found."""
     from handlers.workflow import (  # noqa: PLC0415 - the workflow package pulls in pydantic models
@@ -140,6 +142,10 @@ def build_job_input(
     document: dict[str, Any] = {"params": {}, "overrides": overrides_typed, "media": items, **(extra or {})}
     file = (cwd / target).expanduser()
     media_names = [item["name"] for item in items]
+    if dataset is not None:
+        document["dataset"], problems = dataset_input(dataset, cwd)
+        if problems:
+            raise _invalid(problems)
     try:
         if file.is_file() or target.endswith(".json"):
             if character is not None:
@@ -172,7 +178,10 @@ def build_job_input(
                     raise _invalid([Problem(path=f"input.params.{name}", message=problem)])
 
             document["media"] = items
-            bound = resolve_template(template, _typed_params(params, types), overrides_typed, media_names=media_names)
+            typed = _typed_params(params, types)
+            # The worker names the staged folder: bind with a stand-in so the other parameters are still checked.
+            staged = {"dataset": "dataset"} if dataset is not None else {}
+            bound = resolve_template(template, {**typed, **staged}, overrides_typed, media_names=media_names)
             # Send what the schema made of each given value (e.g. 20, not "20"), so the worker sees typed JSON.
             document["params"] = {k: bound.params.get(k, v) for k, v in _typed_params(params, types).items()}
     except (BindingError, TemplateError) as exc:
@@ -192,4 +201,5 @@ def job_input_from_args(args: argparse.Namespace) -> dict[str, Any]:
         params=parse_assignments(args.param, "--param", "input.params"),
         overrides=parse_assignments(args.override, "--override", "input.overrides"),
         media=parse_assignments(args.media, "--media", "input.media"),
+        dataset=getattr(args, "dataset", None),
     )

@@ -53,6 +53,11 @@ def job_input_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=PATH|URL",
         help="an input file or URL for the media parameter NAME (repeat); `-p NAME=PATH` does the same",
     )
+    parser.add_argument(
+        "--dataset",
+        metavar="FOLDER|ZIP|URL|S3",
+        help="a LoRA training dataset: a folder of images and .txt captions, a zip, a zip's URL, or s3://bucket/prefix/",
+    )
 
 
 def register(commands: Any) -> None:

@@ -8,6 +8,7 @@ JSON Schema of a job's input, generated from :class:`JobInput`.
 
 from handlers.contract._comfyui_errors import comfyui_execution_error, comfyui_rejection_error
 from handlers.contract._common import JOB_ID_PATTERN, MAX_JSON_DEPTH, canonical_json, is_job_id, json_shape_problem
+from handlers.contract._dataset import MAX_DATASET_URLS, Dataset
 from handlers.contract._dispatch import Notify, Priority, QueueMessage, RunPolicy, derive_job_id, input_digest
 from handlers.contract._errors import (
     RETRYABLE_CODES,
@@ -50,7 +51,7 @@ from handlers.contract._progress import (
     webhook_signature,
 )
 from handlers.contract._record import JobProgress, JobRecord, RunPodJobStatus
-from handlers.contract._result import JobResult, OutputItem, OutputKind, SeedUsed, Timings
+from handlers.contract._result import JobResult, OutputItem, OutputKind, RegisteredLora, SeedUsed, Timings
 from handlers.contract._state import (
     INITIAL_STATES,
     TERMINAL_STATES,
@@ -65,6 +66,7 @@ from handlers.contract._state import (
 __all__ = [
     "INITIAL_STATES",
     "JOB_ID_PATTERN",
+    "MAX_DATASET_URLS",
     "MAX_GRAPH_NODES",
     "MAX_INLINE_BASE64_BYTES",
     "MAX_JOB_INPUT_BYTES",
@@ -78,6 +80,7 @@ __all__ = [
     "TIMESTAMP_HEADER",
     "TRANSITIONS",
     "CodedError",
+    "Dataset",
     "ErrorCode",
     "ExecutionFailure",
     "GraphFormat",
@@ -102,6 +105,7 @@ __all__ = [
     "ProgressWebhook",
     "ProgressWebhookPayload",
     "QueueMessage",
+    "RegisteredLora",
     "RelayEvent",
     "RunPodJobStatus",
     "RunPodStatus",

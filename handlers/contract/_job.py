@@ -30,6 +30,7 @@ from handlers.contract._common import (
     json_shape_problem,
     with_cross_checks,
 )
+from handlers.contract._dataset import Dataset
 
 __all__ = [
     "MAX_GRAPH_NODES",
@@ -266,6 +267,14 @@ class JobInput(StrictModel):
     job_id: JobId | None = Field(default=None, description="idempotency key; default: RunPod's job id")
     timeout_s: int = Field(default=DEFAULT_TIMEOUT_S, ge=1, le=MAX_TIMEOUT_S)
     progress_webhook: ProgressWebhook | None = None
+    dataset: Dataset | None = Field(
+        default=None, description="LoRA training: the images (and captions) staged for the template's dataset parameter"
+    )
+    register_as: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="LoRA training: register the trained LoRA into this character's pack (returned with the result)",
+    )
 
     @field_validator("workflow", "params", "overrides", "media", "images", mode="before")
     @classmethod
@@ -316,6 +325,13 @@ class JobInput(StrictModel):
                 problems.append(((), "give exactly one of workflow or template"))
             if data.get("character") is not None and data.get("template") is None:
                 problems.append((("character",), "applies only with template"))
+            if data.get("dataset") is not None:
+                if data.get("template") is None:
+                    problems.append((("dataset",), "applies only with a training template"))
+                if isinstance(data.get("params"), dict) and "dataset" in data["params"]:
+                    problems.append((("params", "dataset"), "give the dataset either here or as input.dataset"))
+            if data.get("register_as") is not None and data.get("dataset") is None:
+                problems.append((("register_as",), "applies only to a training job with a dataset"))
             # Per-item work only on lists within their bound (the field check reports a longer one), and linear.
             names: Counter[str] = Counter(
                 item["name"]

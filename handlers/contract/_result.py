@@ -8,7 +8,7 @@ from pydantic import Field
 
 from handlers.contract._common import StrictModel
 
-__all__ = ["JobResult", "OutputItem", "OutputKind", "SeedUsed", "Timings"]
+__all__ = ["JobResult", "OutputItem", "OutputKind", "RegisteredLora", "SeedUsed", "Timings"]
 
 
 class OutputKind(StrEnum):
@@ -19,6 +19,8 @@ class OutputKind(StrEnum):
     TEXT = "text"
     LATENT = "latent"
     MODEL_3D = "3d"
+    MODEL = "model"
+    """A trained model file (a LoRA's ``.safetensors``)."""
     FILE = "file"
 
 
@@ -70,6 +72,20 @@ class Timings(StrictModel):
     oom_retries: int = Field(default=0, ge=0, description="runs retried after ComfyUI ran out of memory (at most 1)")
 
 
+class RegisteredLora(StrictModel):
+    """A trained LoRA as an entry of a character's pack (``register_as``): the fields of ``character.json``'s
+    ``lora``, plus where the file is and its digest, so a worker can provision and verify it."""
+
+    character: str
+    file: str = Field(description="its name in ComfyUI's loras folder: '<character>/<file name>'")
+    s3_uri: str = Field(pattern=r"^s3://")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+    trigger_words: list[str] = Field(default_factory=list)
+    strength_model: float = 1.0
+    strength_clip: float = 1.0
+
+
 class JobResult(StrictModel):
     job_id: str
     prompt_id: str | None = None
@@ -77,6 +93,7 @@ class JobResult(StrictModel):
     seeds: list[SeedUsed] = Field(default_factory=list)
     timings: Timings = Field(default_factory=Timings)
     warnings: list[str] = Field(default_factory=list)
+    registered: RegisteredLora | None = Field(default=None, description="the trained LoRA's pack entry (register_as)")
     manifest_uri: str | None = Field(default=None, description="s3://…/manifest.json, written last (commit marker)")
     input_digest: str | None = Field(
         default=None, description="sha256 of the job's input: a job id reused for another input is a conflict"

@@ -66,6 +66,7 @@ class InputValidator:
             BindingError,
             ConversionError,
             TemplateError,
+            job_params,
             load_template,
             resolve_graph,
             resolve_template,
@@ -80,7 +81,8 @@ class InputValidator:
                 if self.workflows is None:
                     return ["templates are not available to dispatch: the worker resolves the template"]
                 template = load_template(self.workflows, job.template, job.character)
-                graph = resolve_template(template, job.params, job.overrides, media_names=media, rng=rng).graph
+                params = job_params(job, job_id)
+                graph = resolve_template(template, params, job.overrides, media_names=media, rng=rng).graph
             else:
                 assert job.workflow is not None
                 api_graph: Mapping[str, Any] = job.workflow

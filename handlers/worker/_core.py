@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from handlers.common import Backoff, job_context, register_secret, set_prompt_id
 from handlers.contract import (
+    Dataset,
     ErrorCode,
     GraphFormat,
     JobError,
@@ -43,6 +44,7 @@ from handlers.contract import (
 )
 from handlers.outbound import UrlRefused
 from handlers.worker._config import WorkerConfig
+from handlers.worker._dataset import stage_dataset
 from handlers.worker._events import (
     CoreEvent,
     Finished,
@@ -55,6 +57,7 @@ from handlers.worker._events import (
 )
 from handlers.worker._folders import JobFolders, job_folders
 from handlers.worker._inline_store import inline_store
+from handlers.worker._models import trained_models
 from handlers.worker._pipeline import GpuGate
 from handlers.worker._progress_cost import CostModel
 from handlers.worker._progress_sink import WebhookOutbox
@@ -83,10 +86,13 @@ from handlers.worker.comfy import (
     prompt_id_for,
 )
 from handlers.workflow import (
+    RESULT_PREVIEWS,
     BoundWorkflow,
     Catalogue,
     TemplateManifest,
+    job_params,
     load_template,
+    lora_pack_entry,
     prepare_run,
     resolve_graph,
     resolve_template,
@@ -557,7 +563,8 @@ class _JobRun:
         if job.template is not None:
             template = await asyncio.to_thread(load_template, self.config.workflows_dir, job.template, job.character)
             self.manifest = template.manifest
-            return resolve_template(template, job.params, job.overrides, media_names=names, catalogue=catalogue)
+            params = job_params(job, self.job_id)
+            return resolve_template(template, params, job.overrides, media_names=names, catalogue=catalogue)
         assert job.workflow is not None
         graph: Mapping[str, Any] = job.workflow
         if job.workflow_format is GraphFormat.UI:
@@ -579,10 +586,12 @@ class _JobRun:
         try:
             async with job_files(folders.input_dir, self.job_id, folders.output_roots) as files:
                 stage_started = self.now_ms()
-                if self.job.media and await self._replayed():
+                if (self.job.media or self.job.dataset) and await self._replayed():
                     return None  # fetching media for a job that is already done would be waste
                 async with asyncio.timeout_at(deadline):
                     staged = await self._stage(folders)
+                    if self.job.dataset is not None:
+                        self.warnings.extend(await self._stage_dataset(self.job.dataset, bound, folders))
                 graph = prepare_run(bound, job_id=self.job_id, attempt=uuid.uuid4().hex[:8], staged=staged)
                 stage = (stage_started, self.now_ms())
                 publisher = OutputPublisher(
@@ -626,6 +635,8 @@ class _JobRun:
                     warnings=self.warnings,
                     input_digest=self.digest,
                 )
+                if self.job.register_as is not None:
+                    result = self._register(result, self.job.register_as, bound)
                 # Every file is stored: the local copies go while the manifest is written (job_files and the
                 # finally below find nothing left to do).
                 cleanup = asyncio.create_task(asyncio.to_thread(_clean_now, files, leftovers))
@@ -646,6 +657,27 @@ class _JobRun:
         staged = await stager.stage_all(self.job.media)
         await folders.hand_over(staged)
         return {name: item.comfy_name for name, item in staged.items()}
+
+    def _register(self, result: JobResult, character: str, bound: BoundWorkflow) -> JobResult:
+        entry = lora_pack_entry(character, result.outputs, _str_or_none(bound.params.get("trigger_word")))
+        if entry is None:
+            return result.model_copy(
+                update={"warnings": [*result.warnings, "register_as: no trained model to register"]}
+            )
+        logger.info("trained LoRA registered for %s as %s", character, entry.file)
+        return result.model_copy(update={"registered": entry})
+
+    async def _stage_dataset(self, dataset: Dataset, bound: BoundWorkflow, folders: JobFolders) -> list[str]:
+        resolution = bound.params.get("resolution")
+        staged = await stage_dataset(
+            dataset,
+            folders=folders,
+            job_id=self.job_id,
+            fetcher=self.runtime.fetcher,
+            trigger=_str_or_none(bound.params.get("trigger_word")),
+            resolution=resolution if isinstance(resolution, int) else None,
+        )
+        return staged.report.warnings
 
     async def _follow(
         self,
@@ -794,6 +826,9 @@ class _JobRun:
                         functools.partial(self._upload, publisher, folders, event), name=f"upload node {event.node}"
                     )
                 elif isinstance(event, Succeeded):
+                    # Model files are in no ComfyUI report: found by the names the graph gives them.
+                    for saved in await trained_models(graph, folders, self.prompt_id):
+                        uploads.start(functools.partial(self._upload, publisher, folders, saved), name="upload model")
                     self.ended_ms = now
                     self.timeline.finished(now)
                     self.runtime.costs.learn(self.cost_key, self.timeline.nodes_ms)
@@ -823,8 +858,9 @@ class _JobRun:
             self.flush = asyncio.get_running_loop().call_at((due + 1) / 1000, self._flush_progress)
 
     async def _upload(self, publisher: OutputPublisher, folders: JobFolders, event: Output) -> None:
-        await folders.bring_outputs(event.node, event.ui, include_temp=self.job.output.include_temp)
-        items = await publisher.publish_node(event.node, dict(event.ui), event.title)
+        keep_temp = self.job.output.include_temp or event.class_type in RESULT_PREVIEWS
+        await folders.bring_outputs(event.node, event.ui, include_temp=keep_temp)
+        items = await publisher.publish_node(event.node, dict(event.ui), event.title, keep_temp=keep_temp)
         for item in items:
             self.emit(_output_event(self.job_id, self.prompt_id, item, self.elapsed_ms()))
 
@@ -835,6 +871,10 @@ class _Fail(Exception):
     def __init__(self, error: JobError) -> None:
         super().__init__(error.message)
         self.error = error
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _clean_now(files: JobFiles, trees: list[Path]) -> None:

@@ -40,6 +40,8 @@ _FIXED_KINDS: Final[dict[str, OutputKind]] = {
     "audio": OutputKind.AUDIO,
     "latents": OutputKind.LATENT,
     "3d": OutputKind.MODEL_3D,
+    #: Not a ComfyUI key: the worker reports the trained models it finds under it (``_models``).
+    "models": OutputKind.MODEL,
 }
 #: Keys that are flags or metadata about other keys, never files.
 _NOT_FILES: Final = frozenset({"animated", "text"})

@@ -76,8 +76,11 @@ class OutputPublisher:
         self._assigned: dict[tuple[str, str, str, str], str] = {}
         self.items: list[OutputItem] = []
 
-    async def publish_node(self, node_id: str, ui: dict[str, Any], node_title: str | None = None) -> list[OutputItem]:
-        """Upload every new file of one node's ui dict and return its items (texts included)."""
+    async def publish_node(
+        self, node_id: str, ui: dict[str, Any], node_title: str | None = None, *, keep_temp: bool = False
+    ) -> list[OutputItem]:
+        """Upload every new file of one node's ui dict and return its items (texts included). ``keep_temp``: its
+        temp files are results too (a training loss curve), whatever ``include_temp`` says."""
         collected = collect_node_outputs(ui, node_id, node_title, include_temp=True)
         if self._files is not None:
             # Temp previews are removed with the job too, even when they are not returned.
@@ -89,7 +92,7 @@ class OutputPublisher:
             for t in collected.texts
         ]
         for ref in collected.files:
-            if ref.identity in self._done or (ref.temp and not self.options.include_temp):
+            if ref.identity in self._done or (ref.temp and not (self.options.include_temp or keep_temp)):
                 continue
             new.append(await self._publish_file(ref))
             self._done.add(ref.identity)

@@ -304,6 +304,31 @@ class MediaFetcher:
             stop.set()
         return uri
 
+    async def list_s3(self, uri: str, max_keys: int) -> list[str]:
+        """The keys under an ``s3://bucket/prefix/`` (at most ``max_keys``), with the same bucket check as reads."""
+        match = _S3_URI_RE.fullmatch(uri)
+        if match is None:
+            raise InvalidMedia("not an s3://bucket/prefix/ URI", source=uri[:200])
+        bucket, prefix = match["bucket"], match["key"]
+        if self.limits.buckets is not None and bucket not in self.limits.buckets:
+            raise InvalidMedia(f"bucket {bucket!r} is not one this worker may read media from", source=uri)
+        client = await self._s3_client()
+
+        def listing() -> list[str]:
+            keys: list[str] = []
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                keys.extend(item["Key"] for item in page.get("Contents", []) if not item["Key"].endswith("/"))
+                if len(keys) >= max_keys:
+                    return keys[:max_keys]
+            return keys
+
+        try:
+            return await asyncio.to_thread(listing)
+        except ClientError as exc:
+            raise _s3_error(exc, uri) from exc
+        except BotoCoreError as exc:
+            raise MediaFetchFailed(f"S3 error listing media: {exc}", source=uri, retryable=True) from exc
+
 
 def _s3_error(exc: ClientError, source: str) -> MediaFetchFailed:
     error = exc.response.get("Error", {})

@@ -293,11 +293,13 @@ class CharacterProfile(_Model):
 
     def param_defaults(self) -> dict[str, JsonValue]:
         """Defaults by parameter name. The profile's fields map to conventional names (``trigger_words``,
-        ``lora``, ``lora_strength``, ``lora_strength_clip``, ``reference_image``, ``voice_sample``,
-        ``voice_transcript``); a template uses whichever it declares, and ``defaults`` wins over them."""
+        ``trigger_word`` (the first: what a LoRA training learns), ``lora``, ``lora_strength``,
+        ``lora_strength_clip``, ``reference_image``, ``voice_sample``, ``voice_transcript``); a template uses
+        whichever it declares, and ``defaults`` wins over them."""
         derived: dict[str, JsonValue] = {}
         if self.trigger_words:
             derived["trigger_words"] = ", ".join(self.trigger_words)
+            derived["trigger_word"] = self.trigger_words[0]
         if self.lora is not None:
             derived["lora"] = self.lora.file
             derived["lora_strength"] = self.lora.strength_model

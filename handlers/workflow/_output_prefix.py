@@ -11,13 +11,19 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from handlers.contract import Problem, format_path
+from handlers.workflow._training import MODEL_SAVERS
 
-__all__ = ["FILENAME_PREFIX", "filename_prefix_problems", "job_filename_prefix"]
+__all__ = ["FILENAME_PREFIX", "filename_prefix_problems", "job_filename_prefix", "prefix_input"]
 
 FILENAME_PREFIX: Final = "filename_prefix"
 _SEPARATORS: Final = re.compile(r"[/\\]+")
 #: ComfyUI's own default prefix, for one that normalises to nothing.
 _DEFAULT: Final = "ComfyUI"
+
+
+def prefix_input(node: Mapping[str, Any]) -> str:
+    """The input that holds a node's output prefix: ``filename_prefix``, or a model saver's own (``prefix``)."""
+    return MODEL_SAVERS.get(str(node.get("class_type")), FILENAME_PREFIX)
 
 
 def _segments(prefix: str) -> list[str]:
@@ -34,12 +40,13 @@ def filename_prefix_problems(graph: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     for node_id, node in graph.items():
         inputs = node.get("inputs") if isinstance(node, Mapping) else None
-        value = inputs.get(FILENAME_PREFIX) if isinstance(inputs, Mapping) else None
+        name = prefix_input(node) if isinstance(inputs, Mapping) else FILENAME_PREFIX
+        value = inputs.get(name) if isinstance(inputs, Mapping) else None
         if isinstance(value, str):
             try:
                 _segments(value)
             except ValueError as exc:
-                path = format_path("graph", [str(node_id), "inputs", FILENAME_PREFIX])
+                path = format_path("graph", [str(node_id), "inputs", name])
                 problems.append(Problem(path=path, message=str(exc)))
     return problems
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers.workflow._binding import BoundWorkflow
-from handlers.workflow._output_prefix import FILENAME_PREFIX, job_filename_prefix
+from handlers.workflow._output_prefix import job_filename_prefix, prefix_input
 
 __all__ = ["prepare_run"]
 
@@ -27,7 +27,8 @@ def prepare_run(
     - media inputs name the staged files (``staged``: media name -> the name ComfyUI's loaders see, such as
       ``"<job id>/face.png"``): exactly the inputs binding bound to media - media parameters, and file inputs
       (per the catalogue) whose value names a media item; no other input, whatever its value;
-    - every ``filename_prefix`` is put under ``<job id>/<attempt>/``. Two reasons: ComfyUI answers an output node
+    - every ``filename_prefix`` (and a model saver's ``prefix``: ``SaveLoRANode``) is put under
+      ``<job id>/<attempt>/``. Two reasons: ComfyUI answers an output node
       whose inputs did not change from its cache, naming the files of the earlier run, which the worker has
       removed; a prefix unique to the attempt makes the save node run again (its upstream nodes stay cached). And
       each job's files land in a folder of their own (``_FLAT_PREFIX_NODES`` keep a flat, still unique, prefix).
@@ -38,10 +39,11 @@ def prepare_run(
         inputs = node.get("inputs") if isinstance(node, dict) else None
         if not isinstance(inputs, dict):
             continue
-        prefix = inputs.get(FILENAME_PREFIX)
+        name = prefix_input(node)
+        prefix = inputs.get(name)
         if isinstance(prefix, str):
             # Normalised, and '..' refused (resolve already reported it as invalid_input): never outside the job.
             full = job_filename_prefix(prefix, job_id, attempt)
             flat = node.get("class_type") in _FLAT_PREFIX_NODES
-            inputs[FILENAME_PREFIX] = full.replace("/", "_") if flat else full
+            inputs[name] = full.replace("/", "_") if flat else full
     return graph

@@ -19,6 +19,7 @@ from typing import Any, Final, Literal
 
 from handlers.contract import JobError, comfyui_rejection_error
 from handlers.workflow._catalogue import Catalogue, InputSpec, NodeClass
+from handlers.workflow._training import DATASET_LOADERS
 
 __all__ = ["ValidationIssue", "ValidationReport", "validate"]
 
@@ -440,6 +441,8 @@ class _Validator:
                 )
             self._check_step(node_id, cls, spec, value, config)
         upload = next((flag for flag in _UPLOAD_FLAGS if spec.config.get(flag)), None)
+        if upload is None and cls.name in DATASET_LOADERS and spec.name == "folder":
+            upload = "folder_upload"  # an input subfolder: a job's dataset is staged there after validation
         if spec.is_combo and upload is None:
             self._check_combo(node_id, cls, spec, value)
         elif spec.is_combo and upload is not None and self._check_uploads and value not in (spec.options or ()):

@@ -120,3 +120,47 @@ def test_printed_errors_name_the_failing_node_and_input() -> None:
     assert "node 3 (KSampler) input steps: t: m" in text
     assert "node 8 (VAEDecode) raised OOM: x" in text
     assert "input.params.width: must be <= 4096" in text
+
+
+def test_a_dataset_folder_is_zipped_inline_and_urls_passed(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    photos = tmp_path / "photos"
+    (photos / "10_ava").mkdir(parents=True)
+    (photos / "a.png").write_bytes(b"png")
+    (photos / "a.txt").write_text("close-up")
+    (photos / "10_ava" / "b.jpg").write_bytes(b"jpg")
+    (photos / "notes.md").write_text("not part of it")
+    job = build_job_input("train/lora-sdxl", character="ava", dataset="photos", cwd=tmp_path)
+    assert "dataset" not in job["params"] and "trigger_word" not in job["params"]  # the worker fills both
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(job["dataset"]["zip_base64"]))) as zf:
+        assert sorted(zf.namelist()) == ["10_ava/b.jpg", "a.png", "a.txt"]
+    by_url = build_job_input("train/lora-sdxl", params={"trigger_word": "zx"}, dataset="s3://bkt/sets/ava/")
+    assert by_url["dataset"] == {"s3": "s3://bkt/sets/ava/"}
+    with pytest.raises(JobInputError) as caught:
+        build_job_input("train/lora-sdxl", params={"trigger_word": "zx"}, dataset="missing", cwd=tmp_path)
+    assert caught.value.error.problems[0].path == "input.dataset"
+
+
+def test_a_finished_jobs_warnings_and_registration_are_printed() -> None:
+    from rich.console import Console
+
+    from handlers.cli._follow import print_record
+
+    console = Console(record=True, width=200)
+    output = {
+        "job_id": "t1",
+        "warnings": ["dataset has 4 images; 10 or more usually train better"],
+        "registered": {
+            "character": "ava",
+            "file": "ava/l_10_steps_00001_.safetensors",
+            "s3_uri": "s3://bkt/k/l.safetensors",
+            "sha256": "ab" * 32,
+            "bytes": 10,
+        },
+    }
+    print_record(console, {"id": "rp-1", "status": "COMPLETED", "output": output}, [])
+    text = console.export_text()
+    assert "warning: dataset has 4 images" in text
+    assert "registered for ava: ava/l_10_steps_00001_.safetensors (sha256 abababababab...)" in text

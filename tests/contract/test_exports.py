@@ -12,6 +12,7 @@ from tests.conftest import REPO
 EXPECTED = [
     "INITIAL_STATES",
     "JOB_ID_PATTERN",
+    "MAX_DATASET_URLS",
     "MAX_GRAPH_NODES",
     "MAX_INLINE_BASE64_BYTES",
     "MAX_JOB_INPUT_BYTES",
@@ -25,6 +26,7 @@ EXPECTED = [
     "TIMESTAMP_HEADER",
     "TRANSITIONS",
     "CodedError",
+    "Dataset",
     "ErrorCode",
     "ExecutionFailure",
     "GraphFormat",
@@ -49,6 +51,7 @@ EXPECTED = [
     "ProgressWebhook",
     "ProgressWebhookPayload",
     "QueueMessage",
+    "RegisteredLora",
     "RelayEvent",
     "RunPodJobStatus",
     "RunPodStatus",

@@ -330,3 +330,27 @@ def test_job_input_is_immutable() -> None:
 )
 def test_override_key_split_inverts_joining(node: str, input_name: str) -> None:
     assert split_override_key(f"{node}.{input_name}") == (node, input_name)
+
+
+def test_a_training_dataset_has_exactly_one_source_and_needs_a_template() -> None:
+    from handlers.contract import Dataset
+
+    zipped = base64.b64encode(b"PK\x05\x06" + bytes(18)).decode()
+    assert Dataset.model_validate({"zip_base64": zipped}).s3_prefix is None
+    assert Dataset.model_validate({"s3": "s3://bkt/sets/ava/"}).s3_prefix == "s3://bkt/sets/ava/"
+    with pytest.raises(ValidationError) as info:
+        JobInput.model_validate(
+            {
+                "workflow": {"1": {"class_type": "A", "inputs": {}}},
+                "params": {"dataset": "x"},
+                "dataset": {"zip_url": "ftp://x/a.zip", "urls": ["file:///etc/passwd"]},
+                "register_as": "ava",
+            }
+        )
+    found = [(p.path, p.message) for p in validation_problems(info.value)]
+    paths = [path for path, _ in found]
+    assert ("input.dataset", "give exactly one of zip_base64, zip_url, s3 or urls (got zip_url, urls)") in found
+    assert ("input.dataset", "applies only with a training template") in found
+    assert {"input.dataset.zip_url", "input.dataset.urls", "input.params.dataset"} <= set(paths)
+    with pytest.raises(ValidationError, match="applies only to a training job"):
+        JobInput.model_validate({"template": "image/sdxl-basic", "register_as": "ava"})

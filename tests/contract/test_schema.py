@@ -88,7 +88,8 @@ def test_result_models() -> None:
         warnings=["w"],
     )
     assert JobResult.model_validate(result.model_dump(mode="json")) == result
-    assert {k.value for k in OutputKind} == {"image", "animated", "video", "audio", "text", "latent", "3d", "file"}
+    kinds = {"image", "animated", "video", "audio", "text", "latent", "3d", "model", "file"}
+    assert {k.value for k in OutputKind} == kinds
 
 
 @pytest.mark.parametrize("field", [{"sha256": "xyz"}, {"bytes": -1}, {"s3_uri": "https://x"}, {"kind": "gif"}])

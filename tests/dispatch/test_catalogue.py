@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from handlers.dispatch._validation import DEFAULT_CATALOGUE
 from tests.conftest import REPO
 
@@ -81,3 +83,19 @@ def test_every_project_template_passes_dispatch_validation() -> None:
         validator.check(job, "job-1")  # raises InvalidJobError on a rejection
         checked += 1
     assert checked >= 3
+
+
+def test_a_training_job_with_a_dataset_passes_dispatch_validation() -> None:
+    """The job's dataset fills the template's dataset parameter, and Ava's first trigger word its trigger word."""
+    from handlers.contract import JobInput
+    from handlers.dispatch._errors import InvalidJobError
+    from handlers.dispatch._validation import InputValidator
+
+    validator = InputValidator(workflows=REPO / "workflows")
+    job = JobInput.model_validate(
+        {"template": "train/lora-sdxl", "character": "ava", "dataset": {"s3": "s3://bkt/sets/ava/"}}
+    )
+    validator.check(job, "job-1")
+    bare = JobInput.model_validate({"template": "train/lora-sdxl", "dataset": {"s3": "s3://bkt/sets/ava/"}})
+    with pytest.raises(InvalidJobError, match="trigger_word"):
+        validator.check(bare, "job-2")

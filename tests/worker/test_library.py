@@ -52,8 +52,9 @@ EXPECTED: dict[str, Expected] = {
         params={"width": 320, "height": 320, "length": 17},
     ),
     "audio/f5-tts": Expected({OutputKind.AUDIO: (1, None, None)}, stepping="F5TTSAudioInputs"),
-    # The LoRA itself is not a ComfyUI output (SaveLoRANode reports none); the loss graph is a temp preview.
-    "train/lora-sdxl": Expected({IMAGE: (1, 1024, 1024)}, stepping="TrainLoraNode"),
+    # The sample image and the loss curve (840x520, a temp file returned as a result); the LoRA, which no ComfyUI
+    # report names, collected by the worker as kind model.
+    "train/lora-sdxl": Expected({IMAGE: (2, None, None), OutputKind.MODEL: (1, None, None)}, stepping="TrainLoraNode"),
     "image/blur": Expected({IMAGE: (1, 512, 512)}, stepping=None),
     "image/solid-color": Expected({IMAGE: (1, 512, 512)}, stepping=None),
 }
@@ -115,17 +116,14 @@ async def test_template_runs_end_to_end(name: str, runtime: WorkerRuntime, comfy
         stepping_nodes = {node_id for node_id, node in graph.items() if node["class_type"] == expected.stepping}
         assert steps and {e.node_id for e in steps} & stepping_nodes
     assert result.seeds or name in ("image/blur", "image/solid-color")
-    # Nothing is left in ComfyUI's output and temp folders (outputs, previews such as the loss graph), except the
-    # trained LoRA: SaveLoRANode names no filename_prefix and reports no output, so the worker neither collects nor
-    # removes it yet (issue 13, "LoRA training, end to end").
+    # Nothing is left in ComfyUI's output and temp folders: outputs, previews such as the loss graph, and the
+    # trained LoRA that SaveLoRANode wrote under the job's own prefix.
     left = [p for folder in ("output", "temp") for p in (comfy.data_dir / folder).rglob("*") if p.is_file()]
-    lora = comfy.data_dir / "output" / "loras"
-    assert [p for p in left if p.parent != lora] == []
-    assert all(p.suffix == ".safetensors" for p in left) and (name == "train/lora-sdxl") == bool(left)
-    for path in left:
-        path.unlink()
+    assert left == []
     if name == "train/lora-sdxl":
         assert job["params"]["dataset"] == SAMPLE_DATASET
+        (model,) = by_kind[OutputKind.MODEL]
+        assert model.filename == "character_lora_1500_steps_00001_.safetensors" and model.sha256 is not None
 
 
 async def test_long_speech_is_generated_chunk_by_chunk_into_one_audio(runtime: WorkerRuntime, comfy: Comfy) -> None:
@@ -157,7 +155,7 @@ async def test_speech_is_delivered_as_wav_or_flac(fmt: str, mime: str, runtime: 
 
 @pytest.mark.parametrize(
     ("name", "kind", "count"),
-    [("audio/f5-tts", OutputKind.AUDIO, 1), ("image/character-sheet", IMAGE, 5), ("train/lora-sdxl", IMAGE, 1)],
+    [("audio/f5-tts", OutputKind.AUDIO, 1), ("image/character-sheet", IMAGE, 5), ("train/lora-sdxl", IMAGE, 2)],
 )
 async def test_a_character_supplies_its_voice_references_and_trigger_word(
     name: str, kind: OutputKind, count: int, runtime: WorkerRuntime, comfy: Comfy
@@ -167,7 +165,7 @@ async def test_a_character_supplies_its_voice_references_and_trigger_word(
     assert "media" not in job  # mira's voice sample and reference photos are in ComfyUI's input folder
     _events, final = await collect(runtime, {"id": f"lib-mira-{name.replace('/', '-')}", "input": job})
     result = result_of(final)
-    assert [o.kind for o in result.outputs] == [kind] * count
+    assert [o.kind for o in result.outputs if o.kind is not OutputKind.MODEL] == [kind] * count
     graph = history_prompt(comfy, result.prompt_id)
     values = {v for node in graph.values() for v in node["inputs"].values() if isinstance(v, str)}
     if name == "audio/f5-tts":
@@ -176,8 +174,7 @@ async def test_a_character_supplies_its_voice_references_and_trigger_word(
         assert {"mira_ref_front.png", "mira_ref_side.png"} <= values
     else:
         assert "mira_character" in values
-        for lora in (comfy.data_dir / "output" / "loras").glob("*.safetensors"):
-            lora.unlink()  # not collected or removed by the worker yet: see test_template_runs_end_to_end
+        assert [o.kind for o in result.outputs].count(OutputKind.MODEL) == 1
 
 
 def history_prompt(comfy: Comfy, prompt_id: str | None) -> dict[str, Any]:

@@ -279,6 +279,7 @@ def test_character_param_defaults_use_conventional_names() -> None:
     )
     assert profile.param_defaults() == {
         "trigger_words": "ava, freckles",
+        "trigger_word": "ava",
         "lora": "ava.safetensors",
         "lora_strength": 0.5,  # explicit defaults win
         "lora_strength_clip": 0.6,
