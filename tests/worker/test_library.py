@@ -44,6 +44,10 @@ EXPECTED: dict[str, Expected] = {
     "image/sdxl-outpaint": Expected({IMAGE: (1, 1024, 512)}),  # 512 + 256 on the left and on the right
     "image/sdxl-faceid": Expected({IMAGE: (1, 896, 1152)}),
     "image/sdxl-pulid": Expected({IMAGE: (1, 896, 1152)}),
+    "image/flux-identity": Expected({IMAGE: (1, 896, 1152)}, stepping="SamplerCustomAdvanced"),
+    "image/controlnet-pose": Expected({IMAGE: (1, 832, 1216)}),
+    # The picture and the detected pose map (the 512x512 sample photo's short side scaled to 1024).
+    "image/controlnet-pose-photo": Expected({IMAGE: (2, None, None)}),
     # The sheet (four 832-wide poses and three 16-pixel gaps) and the four poses on their own.
     "image/character-sheet": Expected({IMAGE: (5, None, 1216)}),
     "video/wan22-i2v": Expected(
