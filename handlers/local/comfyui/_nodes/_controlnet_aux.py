@@ -4,8 +4,8 @@ the DWPose estimator, which turns a photo into an OpenPose skeleton map for a po
 Like the real node, it needs its two checkpoints (a person detector and the pose estimator) in the pack's annotator
 folder, which the worker image points at ``models/annotators`` (``AUX_ANNOTATOR_CKPTS_PATH``); offline, the real pack
 would try to download them and fail. The map is black with one stick figure in OpenPose's colours, placed from the
-photo's digest; its short side is ``resolution`` (the aspect ratio kept), and the keypoints come back as
-``POSE_KEYPOINT`` and in the ui as ``openpose_json``.
+photo's digest; its short side is ``resolution`` (the aspect ratio kept). The keypoints (fractions of the photo,
+whose size is the JSON's canvas) come back as ``POSE_KEYPOINT`` and in the ui as ``openpose_json``.
 """
 
 from __future__ import annotations
@@ -60,26 +60,33 @@ def _limb_colour(index: int) -> tuple[int, int, int]:
     return pixel[0], pixel[1], pixel[2]
 
 
-def _pose(content: int, width: int, height: int, body: bool) -> tuple[Image.Image, dict[str, Any]]:
+def _pose(
+    content: int, size: tuple[int, int], canvas: tuple[int, int], body: bool
+) -> tuple[Image.Image, dict[str, Any]]:
+    """The map (``canvas`` pixels) and the OpenPose JSON of the one person "found" in an image of ``size``."""
     rng = random.Random(digest("dwpose", content))  # noqa: S311 - a picture, not a secret
-    box_h = height * rng.uniform(0.7, 0.9)
-    box_w = box_h * 0.6
-    left = rng.uniform(0, max(0.0, width - box_w))
-    top = rng.uniform(0, max(0.0, height - box_h))
-    points = [(left + x * box_w, top + y * box_h) for x, y in _BODY]
-    canvas = Image.new("RGB", (width, height))
-    keypoints: list[float] = []
+    box_h = rng.uniform(0.7, 0.9)
+    box_w = min(1.0, box_h * 0.6 * size[1] / size[0])
+    left, top = rng.uniform(0, 1 - box_w), rng.uniform(0, 1 - box_h)
+    points = [(left + x * box_w, top + y * box_h) for x, y in _BODY]  # fractions of the image, as DWPose keeps them
+    width, height = canvas
+    image = Image.new("RGB", canvas)
     if body:
-        draw = ImageDraw.Draw(canvas)
+        draw = ImageDraw.Draw(image)
         stroke = max(2, width // 128)
+        pixels = [(x * width, y * height) for x, y in points]
         for index, (a, b) in enumerate(_LIMBS):
-            draw.line((points[a], points[b]), fill=_limb_colour(index), width=stroke)
-        for index, (x, y) in enumerate(points):
+            draw.line((pixels[a], pixels[b]), fill=_limb_colour(index), width=stroke)
+        for index, (x, y) in enumerate(pixels):
             draw.ellipse((x - stroke, y - stroke, x + stroke, y + stroke), fill=_limb_colour(index % len(_LIMBS)))
-        keypoints = [v for x, y in points for v in (round(x, 2), round(y, 2), 1.0)]
-    person = {"pose_keypoints_2d": keypoints, "face_keypoints_2d": None, "hand_left_keypoints_2d": None}
-    person["hand_right_keypoints_2d"] = None
-    return canvas, {"people": [person] if body else [], "canvas_height": height, "canvas_width": width}
+    # The keypoints are reported whatever is drawn (at the pinned commit); hands and face are not simulated.
+    person = {
+        "pose_keypoints_2d": [v for x, y in points for v in (x, y, 1.0)],
+        "face_keypoints_2d": None,
+        "hand_left_keypoints_2d": None,
+        "hand_right_keypoints_2d": None,
+    }
+    return image, {"people": [person], "canvas_height": size[1], "canvas_width": size[0]}
 
 
 class DWPreprocessor(Node):
@@ -130,7 +137,9 @@ class DWPreprocessor(Node):
         frames, people = [], []
         for index, frame in enumerate(image.frames):
             content = digest(Images((frame,)).content_digest())
-            canvas, found = await asyncio.to_thread(_pose, content, width, height, detect_body == "enable")
+            canvas, found = await asyncio.to_thread(
+                _pose, content, frame.size, (width, height), detect_body == "enable"
+            )
             frames.append(canvas)
             people.append(found)
             await ctx.progress(index + 1, len(image))
