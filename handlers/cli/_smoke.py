@@ -172,6 +172,7 @@ async def _run_all(
 def endpoint_runner(api: Any, *, timeout_s: float, poll_s: float) -> Runner:
     """Submit through RunPod ``/run`` and follow the job as ``comfy-relay run --wait`` does."""
     from handlers.cli._follow import follow_job, result_outputs, state_word  # noqa: PLC0415
+    from handlers.cli._runpod_client import TERMINAL_STATUSES, RunPodApiError  # noqa: PLC0415
 
     async def run(job: SmokeJob, row: SmokeRow) -> None:
         assert job.input is not None
@@ -184,10 +185,17 @@ def endpoint_runner(api: Any, *, timeout_s: float, poll_s: float) -> Runner:
         if result.ok:
             row.finish(status="ok", outputs=result_outputs(result.status), error=None)
             return
+        if result.state not in TERMINAL_STATUSES:
+            # Still queued or running after --timeout: cancel it, a smoke test must not leave GPU work behind.
+            with contextlib.suppress(RunPodApiError):
+                await api.cancel(row.job_id)
+            row.finish(
+                status="timed out", outputs=[], error=f"not done after {timeout_s:g}s ({result.state}); cancelled"
+            )
+            return
         error = result.job_error()
-        state = state_word(result.state) if result.state in ("FAILED", "CANCELLED", "TIMED_OUT") else "timed out"
         detail = f"{error.get('code')}: {error.get('message')}" if error.get("code") else str(error or result.state)
-        row.finish(status=state, outputs=[], error=detail)
+        row.finish(status=state_word(result.state), outputs=[], error=detail)
 
     return run
 

@@ -132,3 +132,33 @@ def test_table_lists_every_row_and_the_failures_reasons() -> None:
     assert "✗ image/flux-dev: execution_failed: boom" in text
     assert "✗ image/solid-color: the job succeeded but reported no outputs" in text
     assert "2 of 3 templates failed" in text
+
+
+class _StuckEndpoint:
+    """A RunPod endpoint whose job never ends: it records the cancel."""
+
+    def __init__(self) -> None:
+        self.cancelled: list[str] = []
+
+    async def run(self, job_input: dict[str, object]) -> dict[str, object]:
+        return {"id": "rp-1", "status": "IN_QUEUE"}
+
+    async def stream(self, job_id: str) -> dict[str, object]:
+        return {"status": "IN_PROGRESS", "stream": []}
+
+    async def status(self, job_id: str) -> dict[str, object]:
+        return {"id": job_id, "status": "IN_PROGRESS"}
+
+    async def cancel(self, job_id: str) -> dict[str, object]:
+        self.cancelled.append(job_id)
+        return {"id": job_id, "status": "CANCELLED"}
+
+
+async def test_a_job_still_running_after_the_timeout_is_cancelled() -> None:
+    from handlers.cli._smoke import SmokeJob, endpoint_runner
+
+    api = _StuckEndpoint()
+    row = SmokeRow("image/blur")
+    await endpoint_runner(api, timeout_s=0.05, poll_s=0.01)(SmokeJob("image/blur", {"template": "image/blur"}), row)
+    assert api.cancelled == ["rp-1"]
+    assert (row.ok, row.status) == (False, "timed out") and row.error is not None and "cancelled" in row.error
