@@ -232,6 +232,20 @@ def in_process_runner(runtime: WorkerRuntime, *, timeout_s: float) -> Runner:
     return run
 
 
+#: How long ``--comfyui`` waits for the ComfyUI to answer before nothing is run (a typo, a tunnel not up).
+READY_TIMEOUT_S = 30.0
+
+
+async def _comfyui_answers(runtime: WorkerRuntime, url: str) -> None:
+    from handlers.worker.comfy import ComfyUIError  # noqa: PLC0415
+
+    await runtime.start()
+    try:
+        await runtime.comfy.wait_ready(asyncio.get_running_loop().time() + READY_TIMEOUT_S)
+    except ComfyUIError as exc:
+        raise _Unusable(f"{exc} (waited {READY_TIMEOUT_S:g}s)") from exc
+
+
 def worker_runtime(comfyui_url: str) -> WorkerRuntime:
     """A worker runtime for ``comfyui_url``, configured from the environment as the worker would be (raises
     ``ConfigError``); without RELAY_S3_BUCKET its outputs are kept in memory."""
@@ -353,6 +367,7 @@ async def _smoke(
         except ConfigError as exc:
             raise _Unusable(str(exc)) from exc
         try:
+            await _comfyui_answers(runtime, args.comfyui)
             runner = in_process_runner(runtime, timeout_s=args.timeout)
             return f"ComfyUI {args.comfyui} (worker in process)", await _run_all(jobs, runner, args.parallel, progress)
         finally:

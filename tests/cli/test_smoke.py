@@ -162,3 +162,17 @@ async def test_a_job_still_running_after_the_timeout_is_cancelled() -> None:
     await endpoint_runner(api, timeout_s=0.05, poll_s=0.01)(SmokeJob("image/blur", {"template": "image/blur"}), row)
     assert api.cancelled == ["rp-1"]
     assert (row.ok, row.status) == (False, "timed out") and row.error is not None and "cancelled" in row.error
+
+
+async def test_a_comfyui_that_does_not_answer_runs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from handlers.cli import _smoke
+    from tests.worker._relay import free_port
+
+    monkeypatch.setattr(_smoke, "READY_TIMEOUT_S", 0.3)
+    url = f"http://127.0.0.1:{free_port()}"
+    runtime = _smoke.worker_runtime(url)
+    try:
+        with pytest.raises(_smoke._Unusable, match=r"was not ready by the deadline \(waited 0.3s\)"):
+            await _smoke._comfyui_answers(runtime, url)
+    finally:
+        await runtime.aclose()
