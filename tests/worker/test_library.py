@@ -161,7 +161,12 @@ async def test_speech_is_delivered_as_wav_or_flac(fmt: str, mime: str, runtime: 
 
 @pytest.mark.parametrize(
     ("name", "kind", "count"),
-    [("audio/f5-tts", OutputKind.AUDIO, 1), ("image/character-sheet", IMAGE, 5), ("train/lora-sdxl", IMAGE, 1)],
+    [
+        ("audio/f5-tts", OutputKind.AUDIO, 1),
+        ("image/character-sheet", IMAGE, 5),
+        ("image/flux-identity", IMAGE, 1),
+        ("train/lora-sdxl", IMAGE, 1),
+    ],
 )
 async def test_a_character_supplies_its_voice_references_and_trigger_word(
     name: str, kind: OutputKind, count: int, runtime: WorkerRuntime, comfy: Comfy
@@ -176,7 +181,7 @@ async def test_a_character_supplies_its_voice_references_and_trigger_word(
     values = {v for node in graph.values() for v in node["inputs"].values() if isinstance(v, str)}
     if name == "audio/f5-tts":
         assert {"mira_voice.wav", "Hi, I'm Mira. I read the news every morning, and I love a good story."} <= values
-    elif name == "image/character-sheet":
+    elif name in ("image/character-sheet", "image/flux-identity"):
         assert {"mira_ref_front.png", "mira_ref_side.png"} <= values
     else:
         assert "mira_character" in values
