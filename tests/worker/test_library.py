@@ -193,3 +193,20 @@ def history_prompt(comfy: Comfy, prompt_id: str | None) -> dict[str, Any]:
     body = httpx.get(f"{comfy.url}/history/{prompt_id}").json()
     graph: dict[str, Any] = body[prompt_id]["prompt"][2]
     return graph
+
+
+async def test_a_pose_sheet_with_an_identity_composes_controlnet_and_faceid(
+    runtime: WorkerRuntime, comfy: Comfy
+) -> None:
+    """A character turnaround: one wide skeleton sheet through image/controlnet-pose, the face from references
+    through the ``identity`` edit (IPAdapter FaceID between the checkpoint and the sampler)."""
+    job = sample_job(load_template(WORKFLOWS, "image/controlnet-pose"))
+    job["params"].update({"width": 1536, "height": 768, "identity": "faceid", "references": ["face"]})
+    portrait = sample_job(load_template(WORKFLOWS, "image/sdxl-faceid"))["media"][0]  # a sample face photo
+    job["media"].append({**portrait, "name": "face"})
+    _events, final = await collect(runtime, {"id": "lib-pose-sheet", "input": job})
+    (image,) = result_of(final).outputs
+    assert (image.width, image.height) == (1536, 768)
+    graph = history_prompt(comfy, result_of(final).prompt_id)
+    classes = {node["class_type"] for node in graph.values()}
+    assert {"ControlNetApplyAdvanced", "IPAdapterFaceID"} <= classes
