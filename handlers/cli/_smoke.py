@@ -284,7 +284,8 @@ def render_table(out: Console, rows: Sequence[SmokeRow], target: str) -> None:
     out.print(table)
     for row in rows:
         if not row.ok:
-            out.print(f"✗ {row.template}: {row.error}", style="red", markup=False)
+            job = f" (job {row.job_id})" if row.job_id else ""
+            out.print(f"✗ {row.template}{job}: {row.error}", style="red", markup=False)
     failed = sum(not r.ok for r in rows)
     if failed:
         out.print(f"[red]{failed} of {len(rows)} templates failed[/]")
