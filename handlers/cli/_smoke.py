@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import json
@@ -25,6 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from handlers.cli._console import console, error_console
@@ -33,9 +35,21 @@ from handlers.cli._state_dir import add_state_dir_argument
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from handlers.worker import WorkerRuntime
+    from handlers.worker import MemoryOutputStore, WorkerRuntime
 
-__all__ = ["SmokeJob", "SmokeRow", "register", "render_table", "select_templates", "smoke_jobs"]
+__all__ = [
+    "KeptInMemory",
+    "SmokeJob",
+    "SmokeRow",
+    "endpoint_runner",
+    "in_process_runner",
+    "register",
+    "render_table",
+    "saver",
+    "select_templates",
+    "smoke_jobs",
+    "worker_runtime",
+]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: The bucket name outputs are "stored" under when ``--comfyui`` runs without RELAY_S3_BUCKET (kept in memory).
@@ -73,6 +87,8 @@ class SmokeRow:
     total_s: float = 0.0
     outputs: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    #: Files written under ``--out``.
+    saved: list[str] = field(default_factory=list)
 
     def finish(self, *, status: str, outputs: list[dict[str, Any]], error: str | None) -> None:
         self.status, self.outputs, self.error = status, outputs, error
@@ -169,7 +185,29 @@ async def _run_all(
     return rows
 
 
-def endpoint_runner(api: Any, *, timeout_s: float, poll_s: float) -> Runner:
+#: Saves a finished job's outputs (``--out``): the row and each output's bytes when they are only in memory.
+Saver = Callable[[SmokeRow, dict[str, bytes]], Awaitable[None]]
+
+
+def saver(out_dir: Path, *, s3_client: Any = None, trust_env: bool = True) -> Saver:
+    """Save each output under ``out_dir/<template>/`` as ``run --out`` names them (``<job id>_<file name>``)."""
+    from handlers.cli._follow import download_outputs  # noqa: PLC0415
+
+    async def save(row: SmokeRow, blobs: dict[str, bytes]) -> None:
+        items = [
+            {**o, "base64": base64.b64encode(blobs[o["s3_uri"]]).decode("ascii")} if o.get("s3_uri") in blobs else o
+            for o in row.outputs
+        ]
+        dest = out_dir / row.template.replace("/", "-")
+        paths = await download_outputs(
+            items, dest, job_id=row.job_id, force=True, s3_client=s3_client, trust_env=trust_env
+        )
+        row.saved = [str(p) for p in paths]
+
+    return save
+
+
+def endpoint_runner(api: Any, *, timeout_s: float, poll_s: float, save: Saver | None = None) -> Runner:
     """Submit through RunPod ``/run`` and follow the job as ``comfy-relay run --wait`` does."""
     from handlers.cli._follow import follow_job, result_outputs, state_word  # noqa: PLC0415
     from handlers.cli._runpod_client import TERMINAL_STATUSES, RunPodApiError  # noqa: PLC0415
@@ -184,6 +222,8 @@ def endpoint_runner(api: Any, *, timeout_s: float, poll_s: float) -> Runner:
             row.first_output_s = round(result.first_output_at - started, 3)
         if result.ok:
             row.finish(status="ok", outputs=result_outputs(result.status), error=None)
+            if save is not None:
+                await save(row, {})
             return
         if result.state not in TERMINAL_STATUSES:
             # Still queued or running after --timeout: cancel it, a smoke test must not leave GPU work behind.
@@ -200,7 +240,33 @@ def endpoint_runner(api: Any, *, timeout_s: float, poll_s: float) -> Runner:
     return run
 
 
-def in_process_runner(runtime: WorkerRuntime, *, timeout_s: float) -> Runner:
+class KeptInMemory:
+    """The store factory of ``--comfyui`` without RELAY_S3_BUCKET: one in-memory store per job, whose objects are
+    handed over (and forgotten) when the job ends, so memory does not grow with the library."""
+
+    def __init__(self) -> None:
+        self.stores: list[MemoryOutputStore] = []
+
+    def __call__(self, bucket: str, prefix: str) -> MemoryOutputStore:
+        from handlers.worker import MemoryOutputStore  # noqa: PLC0415
+
+        store = MemoryOutputStore(bucket, prefix)
+        self.stores.append(store)
+        return store
+
+    def release(self, job_id: str) -> dict[str, bytes]:
+        """The job's objects by ``s3://`` URI, removed from memory."""
+        found: dict[str, bytes] = {}
+        for store in self.stores:
+            for key in [k for k in store.objects if job_id in k.split("/")]:
+                found[f"s3://{store.bucket}/{key}"] = store.objects.pop(key)
+        self.stores = [store for store in self.stores if store.objects]
+        return found
+
+
+def in_process_runner(
+    runtime: WorkerRuntime, *, timeout_s: float, kept: KeptInMemory | None = None, save: Saver | None = None
+) -> Runner:
     """The worker's job path in this process: the events ``run_job`` yields are what the handler would send."""
     from handlers.contract import OutputReadyEvent  # noqa: PLC0415
     from handlers.worker import Finished  # noqa: PLC0415
@@ -221,6 +287,8 @@ def in_process_runner(runtime: WorkerRuntime, *, timeout_s: float) -> Runner:
         except TimeoutError:
             row.finish(status="timed out", outputs=[], error=f"no result after {timeout_s:g}s")
             return
+        finally:
+            blobs = kept.release(row.job_id) if kept is not None else {}
         assert finished is not None
         if finished.error is not None:
             row.finish(status="failed", outputs=[], error=finished.error.summary())
@@ -228,6 +296,8 @@ def in_process_runner(runtime: WorkerRuntime, *, timeout_s: float) -> Runner:
         assert finished.result is not None
         outputs = [o.model_dump(mode="json", exclude_none=True) for o in finished.result.outputs]
         row.finish(status="ok", outputs=outputs, error=None)
+        if save is not None:
+            await save(row, blobs)
 
     return run
 
@@ -246,22 +316,24 @@ async def _comfyui_answers(runtime: WorkerRuntime, url: str) -> None:
         raise _Unusable(f"{exc} (waited {READY_TIMEOUT_S:g}s)") from exc
 
 
-def worker_runtime(comfyui_url: str) -> WorkerRuntime:
+def worker_runtime(comfyui_url: str) -> tuple[WorkerRuntime, KeptInMemory | None]:
     """A worker runtime for ``comfyui_url``, configured from the environment as the worker would be (raises
-    ``ConfigError``); without RELAY_S3_BUCKET its outputs are kept in memory."""
-    from handlers.worker import MediaFetcher, MediaLimits, MemoryOutputStore, WorkerConfig, WorkerRuntime  # noqa: PLC0415
+    ``ConfigError``); without RELAY_S3_BUCKET its outputs are kept in memory (the second value) until each job ends."""
+    from handlers.worker import MediaFetcher, MediaLimits, WorkerConfig, WorkerRuntime  # noqa: PLC0415
 
     config = dataclasses.replace(WorkerConfig.from_env(), comfyui_url=comfyui_url.rstrip("/"), comfyui_command=None)
     client_id = f"relay-smoke-{uuid.uuid4().hex[:8]}"
     if config.s3_bucket is not None:
-        return WorkerRuntime(config, client_id=client_id)
+        return WorkerRuntime(config, client_id=client_id), None
     config = dataclasses.replace(config, s3_bucket=MEMORY_BUCKET)
-    return WorkerRuntime(
+    kept = KeptInMemory()
+    runtime = WorkerRuntime(
         config,
-        store_factory=MemoryOutputStore,
+        store_factory=kept,
         fetcher=MediaFetcher(MediaLimits(max_bytes=config.media_max_bytes, allow_private=config.allow_private_urls)),
         client_id=client_id,
     )
+    return runtime, kept
 
 
 # -------------------------------------------------------------------------------------------------- output
@@ -318,6 +390,9 @@ def register(commands: Any) -> None:
     which.add_argument("--template", action="append", default=[], metavar="NAME", help="only this template (repeat)")
     parser.add_argument("--parallel", type=int, default=1, metavar="N", help="jobs in flight at once (1)")
     parser.add_argument("--timeout", type=float, default=900.0, metavar="S", help="seconds per job (900)")
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="save every output under DIR/<template>/ (<job id>_<file name>)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout, nothing else")
     parser.set_defaults(run=_run)
 
@@ -364,12 +439,13 @@ async def _smoke(
         from handlers.worker import ConfigError  # noqa: PLC0415
 
         try:
-            runtime = worker_runtime(args.comfyui)
+            runtime, kept = worker_runtime(args.comfyui)
         except ConfigError as exc:
             raise _Unusable(str(exc)) from exc
         try:
             await _comfyui_answers(runtime, args.comfyui)
-            runner = in_process_runner(runtime, timeout_s=args.timeout)
+            save = saver(args.out.resolve()) if args.out is not None else None
+            runner = in_process_runner(runtime, timeout_s=args.timeout, kept=kept, save=save)
             return f"ComfyUI {args.comfyui} (worker in process)", await _run_all(jobs, runner, args.parallel, progress)
         finally:
             await runtime.aclose()
@@ -377,9 +453,15 @@ async def _smoke(
     from handlers.cli._runpod_client import RunPodApiError, RunPodCli  # noqa: PLC0415
 
     try:
-        target, _env = resolve_endpoint(args)
+        target, env = resolve_endpoint(args)
     except (NoEndpoint, RunPodApiError) as exc:  # no stack running, no API key: nothing can be run
         raise _Unusable(str(exc)) from exc
+    save = None
+    if args.out is not None:
+        from handlers.cli._aws import stack_client  # noqa: PLC0415
+
+        s3 = await asyncio.to_thread(stack_client, env, "s3") if env else None
+        save = saver(args.out.resolve(), s3_client=s3, trust_env=not target.local)
     async with RunPodCli(target) as api:
-        runner = endpoint_runner(api, timeout_s=args.timeout, poll_s=0.25 if target.local else 1.0)
+        runner = endpoint_runner(api, timeout_s=args.timeout, poll_s=0.25 if target.local else 1.0, save=save)
         return f"RunPod endpoint {target.url}", await _run_all(jobs, runner, args.parallel, progress)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from rich.console import Console
 
 from handlers.cli._smoke import SelectionError, SmokeRow, render_table, select_templates, smoke_jobs
@@ -33,10 +34,12 @@ def comfy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Comfy]:
         yield served
 
 
-def test_comfyui_runs_the_worker_job_path_and_reports_each_template(run_cli: CliRunner, comfy: Comfy) -> None:
+def test_comfyui_runs_the_worker_job_path_and_reports_each_template(
+    run_cli: CliRunner, comfy: Comfy, tmp_path: Path
+) -> None:
     names = ["image/sdxl-basic", "image/controlnet-pose-photo", "image/blur"]
     args = [arg for name in names for arg in ("--template", name)]
-    result = run_cli("smoke", "--comfyui", comfy.url, *args, "--json")
+    result = run_cli("smoke", "--comfyui", comfy.url, *args, "--json", "--out", str(tmp_path / "out"))
 
     assert result.returncode == 0, result.stdout + result.stderr
     document = json.loads(result.stdout)
@@ -54,6 +57,15 @@ def test_comfyui_runs_the_worker_job_path_and_reports_each_template(run_cli: Cli
     photo = rows["image/controlnet-pose-photo"]["outputs"]
     assert sorted((o["width"], o["height"]) for o in photo) == [(832, 1216), (1024, 1024)]  # picture, pose map
     assert all(o["s3_uri"].startswith("s3://comfy-relay-smoke-memory/") for o in photo)
+    # --out: the bytes the worker "stored" in memory, saved per template as `run --out` names files.
+    saved = [Path(p) for p in rows["image/controlnet-pose-photo"]["saved"]]
+    assert len(saved) == 2 and all(p.parent == tmp_path / "out" / "image-controlnet-pose-photo" for p in saved)
+    assert all(p.name.startswith(rows["image/controlnet-pose-photo"]["job_id"] + "_") for p in saved)
+    sizes = []
+    for path in saved:
+        with Image.open(path) as image:
+            sizes.append(image.size)
+    assert sorted(sizes) == [(832, 1216), (1024, 1024)]
 
 
 def test_a_failing_template_is_in_the_table_and_the_exit_status_is_1(run_cli: CliRunner, comfy: Comfy) -> None:
@@ -71,7 +83,7 @@ def test_a_failing_template_is_in_the_table_and_the_exit_status_is_1(run_cli: Cl
     assert "✓ image/solid-color" in result.stderr and "✗ image/flux-dev" in result.stderr
 
 
-def test_local_runs_through_the_stack_endpoint(run_cli: CliRunner, local_stack: Path) -> None:
+def test_local_runs_through_the_stack_endpoint(run_cli: CliRunner, local_stack: Path, tmp_path: Path) -> None:
     result = run_cli(
         "smoke",
         "--local",
@@ -84,6 +96,8 @@ def test_local_runs_through_the_stack_endpoint(run_cli: CliRunner, local_stack: 
         "--parallel",
         "2",
         "--json",
+        "--out",
+        str(tmp_path / "out"),
         timeout=300,
     )
 
@@ -95,6 +109,8 @@ def test_local_runs_through_the_stack_endpoint(run_cli: CliRunner, local_stack: 
         assert row["first_output_s"] is not None and row["first_output_s"] <= row["total_s"]
         (output,) = row["outputs"]
         assert output["kind"] == "image" and output["s3_uri"].startswith("s3://")
+        (saved,) = row["saved"]  # fetched from the stack's S3
+        assert Path(saved).read_bytes().startswith(b"\x89PNG")
     sizes = {row["template"]: (row["outputs"][0]["width"], row["outputs"][0]["height"]) for row in document["results"]}
     assert sizes == {"image/flux-identity": (896, 1152), "image/controlnet-pose": (832, 1216)}
 
@@ -171,7 +187,8 @@ async def test_a_comfyui_that_does_not_answer_runs_nothing(monkeypatch: pytest.M
 
     monkeypatch.setattr(_smoke, "READY_TIMEOUT_S", 0.3)
     url = f"http://127.0.0.1:{free_port()}"
-    runtime = _smoke.worker_runtime(url)
+    runtime, kept = _smoke.worker_runtime(url)
+    assert kept is not None  # no RELAY_S3_BUCKET here: outputs would be kept in memory
     try:
         with pytest.raises(_smoke._Unusable, match=r"was not ready by the deadline \(waited 0.3s\)"):
             await _smoke._comfyui_answers(runtime, url)
