@@ -97,13 +97,16 @@ class SmokeRow:
         self.ok = self.error is None
 
     def outputs_text(self) -> str:
-        """``2 image (832x1216, 1024x1024)``: count per kind, and the sizes its outputs have."""
+        """``2 image (832x1216, 1024x1024)``: count per kind, and the sizes its outputs have. Outputs derived from
+        others (a ``role`` such as a thumbnail) are counted apart: the table shows what the graph made."""
+        made = [o for o in self.outputs if not o.get("role")]
         parts = []
-        for kind, count in Counter(str(o.get("kind", "?")) for o in self.outputs).items():
-            of_kind = [o for o in self.outputs if o.get("kind") == kind]
+        for kind, count in Counter(str(o.get("kind", "?")) for o in made).items():
+            of_kind = [o for o in made if o.get("kind") == kind]
             sizes = dict.fromkeys(f"{o['width']}x{o['height']}" for o in of_kind if o.get("width") and o.get("height"))
             parts.append(f"{count} {kind}" + (f" ({', '.join(sizes)})" if sizes else ""))
-        return ", ".join(parts) or "-"
+        derived = len(self.outputs) - len(made)
+        return ", ".join(parts + ([f"+{derived} derived"] if derived else [])) or "-"
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

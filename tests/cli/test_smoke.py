@@ -51,10 +51,9 @@ def test_comfyui_runs_the_worker_job_path_and_reports_each_template(
         assert 0 <= row["first_output_s"] <= row["total_s"]
         assert row["job_id"].startswith("smoke-")
     # Outputs kept in memory (no RELAY_S3_BUCKET): measured, with the worker's own description of each.
-    assert [(o["kind"], o["width"], o["height"]) for o in rows["image/sdxl-basic"]["outputs"]] == [
-        ("image", 1024, 1024)
-    ]
-    photo = rows["image/controlnet-pose-photo"]["outputs"]
+    made = {name: [o for o in row["outputs"] if not o.get("role")] for name, row in rows.items()}  # not previews
+    assert [(o["kind"], o["width"], o["height"]) for o in made["image/sdxl-basic"]] == [("image", 1024, 1024)]
+    photo = made["image/controlnet-pose-photo"]
     assert sorted((o["width"], o["height"]) for o in photo) == [(832, 1216), (1024, 1024)]  # picture, pose map
     assert all(o["s3_uri"].startswith("s3://comfy-relay-smoke-memory/") for o in photo)
     # --out: the bytes the worker "stored" in memory, saved per template as `run --out` names files.
@@ -104,14 +103,14 @@ def test_local_runs_through_the_stack_endpoint(run_cli: CliRunner, local_stack: 
     assert result.returncode == 0, result.stdout + result.stderr
     document = json.loads(result.stdout)
     assert document["target"].startswith("RunPod endpoint http://127.0.0.1:")
+    sizes = {}
     for row in document["results"]:
         assert row["ok"], row
         assert row["first_output_s"] is not None and row["first_output_s"] <= row["total_s"]
-        (output,) = row["outputs"]
+        (output,) = [o for o in row["outputs"] if not o.get("role")]  # what the graph made, not derived previews
         assert output["kind"] == "image" and output["s3_uri"].startswith("s3://")
-        (saved,) = row["saved"]  # fetched from the stack's S3
-        assert Path(saved).read_bytes().startswith(b"\x89PNG")
-    sizes = {row["template"]: (row["outputs"][0]["width"], row["outputs"][0]["height"]) for row in document["results"]}
+        sizes[row["template"]] = (output["width"], output["height"])
+        assert row["saved"] and all(Path(p).read_bytes() for p in row["saved"])  # fetched from the stack's S3
     assert sizes == {"image/flux-identity": (896, 1152), "image/controlnet-pose": (832, 1216)}
 
 
@@ -137,7 +136,8 @@ def test_selection_by_profile_name_and_library() -> None:
 
 def test_table_lists_every_row_and_the_failures_reasons() -> None:
     ok, bad = SmokeRow("image/blur"), SmokeRow("image/flux-dev")
-    ok.finish(status="ok", outputs=[{"kind": "image", "width": 64, "height": 48}] * 2, error=None)
+    thumbnail = {"kind": "image", "width": 16, "height": 12, "role": "thumbnail"}
+    ok.finish(status="ok", outputs=[{"kind": "image", "width": 64, "height": 48}] * 2 + [thumbnail], error=None)
     bad.finish(status="failed", outputs=[], error="execution_failed: boom")
     empty = SmokeRow("image/solid-color")
     empty.finish(status="ok", outputs=[], error=None)
@@ -145,7 +145,7 @@ def test_table_lists_every_row_and_the_failures_reasons() -> None:
     buffer = io.StringIO()
     render_table(Console(file=buffer, width=160), [ok, bad, empty], "test")
     text = buffer.getvalue()
-    assert "2 image (64x48)" in text
+    assert "2 image (64x48), +1 derived" in text
     assert "✗ image/flux-dev: execution_failed: boom" in text
     assert "✗ image/solid-color: the job succeeded but reported no outputs" in text
     assert "2 of 3 templates failed" in text
