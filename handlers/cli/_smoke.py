@@ -439,7 +439,7 @@ async def _smoke(
     args: argparse.Namespace, jobs: Sequence[SmokeJob], progress: Callable[[SmokeRow], None]
 ) -> tuple[str, list[SmokeRow]]:
     if args.comfyui:
-        from handlers.worker import ConfigError  # noqa: PLC0415
+        from handlers.common import ConfigError  # noqa: PLC0415
 
         try:
             runtime, kept = worker_runtime(args.comfyui)
