@@ -352,7 +352,8 @@ def render_table(out: Console, rows: Sequence[SmokeRow], target: str) -> None:
     table = Table(title=f"smoke test: {target}", title_justify="left")
     for column, justify in (("template", "left"), ("status", "left"), ("first output", "right"),
                             ("total", "right"), ("outputs", "left")):  # fmt: skip
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        # Only the outputs wrap: a template name cut short would be useless to whoever reads the table.
+        table.add_column(column, justify=justify, no_wrap=column != "outputs")  # type: ignore[arg-type]
     for row in rows:
         status = f"[green]{row.status}[/]" if row.ok else f"[red]{row.status}[/]"
         table.add_row(row.template, status, _seconds(row.first_output_s), _seconds(row.total_s), row.outputs_text())
@@ -365,7 +366,7 @@ def render_table(out: Console, rows: Sequence[SmokeRow], target: str) -> None:
     if failed:
         out.print(f"[red]{failed} of {len(rows)} templates failed[/]")
     else:
-        out.print(f"[green]All {len(rows)} templates ran.[/]")
+        out.print(f"[green]All {len(rows)} templates ran.[/]" if len(rows) > 1 else "[green]The template ran.[/]")
 
 
 # --------------------------------------------------------------------------------------------------- command
