@@ -166,8 +166,9 @@ Runner = Callable[[SmokeJob, SmokeRow], Awaitable[None]]
 
 
 async def _run_all(
-    jobs: Sequence[SmokeJob], runner: Runner, parallel: int, on_done: Callable[[SmokeRow], None]
+    jobs: Sequence[SmokeJob], runner: Runner, parallel: int, on_event: Callable[[SmokeRow, bool], None]
 ) -> list[SmokeRow]:
+    """Run the jobs, ``parallel`` at a time; ``on_event(row, ended)`` as each starts and ends."""
     slots = asyncio.Semaphore(parallel)
     rows = [SmokeRow(job.template) for job in jobs]
 
@@ -176,13 +177,14 @@ async def _run_all(
             if job.input is None:
                 row.finish(status="not run", outputs=[], error=job.problem)
             else:
+                on_event(row, False)
                 started = time.monotonic()
                 try:
                     await runner(job, row)
                 except Exception as exc:  # one broken job (endpoint error, lost worker) must not hide the others
                     row.finish(status="error", outputs=row.outputs, error=f"{type(exc).__name__}: {exc}")
                 row.total_s = round(time.monotonic() - started, 3)
-            on_done(row)
+            on_event(row, True)
 
     await asyncio.gather(*(one(job, row) for job, row in zip(jobs, rows, strict=True)))
     return rows
@@ -412,7 +414,9 @@ def _run(args: argparse.Namespace) -> int:
         err.print(f"comfy-relay smoke: {exc}", markup=False)
         return EXIT_USAGE
     out = console()
-    progress: Callable[[SmokeRow], None] = (lambda row: None) if args.json else (lambda row: _progress_line(err, row))
+    progress: Callable[[SmokeRow, bool], None] = (
+        (lambda row, ended: None) if args.json else (lambda row, ended: _progress_line(err, row, ended))
+    )
     try:
         target, rows = asyncio.run(_smoke(args, jobs, progress))
     except _Unusable as exc:
@@ -427,7 +431,10 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def _progress_line(err: Console, row: SmokeRow) -> None:
+def _progress_line(err: Console, row: SmokeRow, ended: bool) -> None:
+    if not ended:
+        err.print(f"… {row.template} started", markup=False)  # a training job may take an hour on a GPU
+        return
     mark = "✓" if row.ok else "✗"
     err.print(f"{mark} {row.template} ({row.status}, {_seconds(row.total_s)})", markup=False)
 
@@ -437,7 +444,7 @@ class _Unusable(Exception):
 
 
 async def _smoke(
-    args: argparse.Namespace, jobs: Sequence[SmokeJob], progress: Callable[[SmokeRow], None]
+    args: argparse.Namespace, jobs: Sequence[SmokeJob], progress: Callable[[SmokeRow, bool], None]
 ) -> tuple[str, list[SmokeRow]]:
     if args.comfyui:
         from handlers.common import ConfigError  # noqa: PLC0415

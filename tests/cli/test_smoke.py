@@ -80,6 +80,7 @@ def test_a_failing_template_is_in_the_table_and_the_exit_status_is_1(run_cli: Cl
     assert "1 of 2 templates failed" in result.stdout
     # Each job was reported as it ended (stderr), so a long GPU run shows where it is.
     assert "✓ image/solid-color" in result.stderr and "✗ image/flux-dev" in result.stderr
+    assert result.stderr.index("… image/flux-dev started") < result.stderr.index("✗ image/flux-dev")
 
 
 def test_local_runs_through_the_stack_endpoint(run_cli: CliRunner, local_stack: Path, tmp_path: Path) -> None:
