@@ -21,6 +21,7 @@ from handlers.cli import (
     _local,
     _run,
     _schema,
+    _smoke,
     _templates,
     _validate,
 )
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     _deploy.register(commands)
     _local.register(commands)
     _demo.register(commands)
+    _smoke.register(commands)
     _run.register(commands)
     _jobs.register(commands)
     _templates.register(commands)

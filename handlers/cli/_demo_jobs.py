@@ -124,20 +124,15 @@ def demo_jobs() -> list[DemoJob]:
 
 def library_jobs() -> list[DemoJob]:
     """``demo --all``: every template of the library (and every character's own copy), each with its defaults and
-    the sample inputs it requires, through RunPod's ``/run``."""
-    from handlers.local.stack import sample_job  # noqa: PLC0415 - pillow
-    from handlers.workflow import default_workflows_dir, list_templates, load_template  # noqa: PLC0415
+    the sample inputs it requires, through RunPod's ``/run``: the jobs ``comfy-relay smoke`` runs."""
+    from handlers.cli._smoke import select_templates, smoke_jobs  # noqa: PLC0415 - pillow
 
-    root = default_workflows_dir()
     jobs = []
-    for character, name in list_templates(root):
-        full = f"{character}/{name}" if character else name
-        template = load_template(root, name, character=character)
-        jobs.append(
-            DemoJob(
-                key=full.replace("/", "-"), label=f"{full} via RunPod /run", via="runpod", input=sample_job(template)
-            )
-        )
+    for job in smoke_jobs(select_templates(None, [])):
+        if job.input is None:
+            raise ValueError(job.problem)
+        key = job.template.replace("/", "-")
+        jobs.append(DemoJob(key=key, label=f"{job.template} via RunPod /run", via="runpod", input=job.input))
     return jobs
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,8 @@ class FollowResult:
     #: Chunks /stream gave (none: a result-mode worker, whose progress is in /status).
     stream_chunks: int = 0
     last_status_output: dict[str, Any] | None = None
+    #: ``time.monotonic()`` when the first output was seen stored (streamed, or listed in ``/status``).
+    first_output_at: float | None = None
 
     def job_error(self) -> dict[str, Any]:
         return self.streamed_error or job_error_from_status(self.status)
@@ -179,6 +182,8 @@ def _note_chunk(result: FollowResult, chunk: Any, bars: JobBars | None, key: str
     elif kind == "output" and isinstance(chunk.get("output"), Mapping):
         item = dict(chunk["output"])
         result.streamed_outputs.append(item)
+        if result.first_output_at is None:
+            result.first_output_at = time.monotonic()
         if bars is not None and key is not None:
             title = item.get("node_title") or item.get("node_id")
             where = item.get("s3_uri") or item.get("filename") or ""

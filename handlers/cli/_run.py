@@ -18,7 +18,7 @@ from typing import Any
 from handlers.cli._console import console, error_console
 from handlers.cli._state_dir import add_state_dir_argument, no_stack_message, state_dir
 
-__all__ = ["register", "resolve_endpoint"]
+__all__ = ["NoEndpoint", "register", "resolve_endpoint"]
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -103,8 +103,8 @@ def register(commands: Any) -> None:
     cancel.set_defaults(run=_cancel)
 
 
-class _NoEndpoint(Exception):
-    pass
+class NoEndpoint(Exception):
+    """No endpoint is named and no local stack is running."""
 
 
 def resolve_endpoint(args: argparse.Namespace) -> tuple[Any, dict[str, str]]:
@@ -120,7 +120,7 @@ def resolve_endpoint(args: argparse.Namespace) -> tuple[Any, dict[str, str]]:
         return EndpointTarget.from_env(configured), {}
     info = read_state(state_dir(args))
     if info is None:
-        raise _NoEndpoint(
+        raise NoEndpoint(
             f"{no_stack_message(args)}: start one with `comfy-relay local up`, "
             "or name a real endpoint with --endpoint ID"
         )
@@ -148,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         target, env = resolve_endpoint(args)
         return asyncio.run(_submit(args, target, env, job_input))
-    except (_NoEndpoint, RunPodApiError) as exc:
+    except (NoEndpoint, RunPodApiError) as exc:
         err.print(f"comfy-relay run: {exc}", markup=False)
         return EXIT_FAILED
 
@@ -226,7 +226,7 @@ def _lookup(args: argparse.Namespace) -> Any:
 
     try:
         target, env = resolve_endpoint(args)
-    except _NoEndpoint:
+    except NoEndpoint:
         if not os.environ.get("RELAY_JOBS_TABLE", "").strip() or args.local:
             raise
         target, env = None, {}
@@ -242,7 +242,7 @@ def _status(args: argparse.Namespace) -> int:
     if args.wait:
         try:
             return asyncio.run(wait_for_job(args, args.job_id, label=args.job_id))
-        except (_NoEndpoint, RunPodApiError, JobNotFound) as exc:
+        except (NoEndpoint, RunPodApiError, JobNotFound) as exc:
             err.print(f"comfy-relay status: {exc}", markup=False)
             return EXIT_FAILED
 
@@ -253,7 +253,7 @@ def _status(args: argparse.Namespace) -> int:
 
     try:
         view = asyncio.run(find())
-    except (_NoEndpoint, RunPodApiError, JobNotFound) as exc:
+    except (NoEndpoint, RunPodApiError, JobNotFound) as exc:
         err.print(f"comfy-relay status: {exc}", markup=False)
         return EXIT_FAILED
     if args.json:
@@ -317,7 +317,7 @@ def _cancel(args: argparse.Namespace) -> int:
     err = error_console()
     try:
         before, answer, after = asyncio.run(call())
-    except (_NoEndpoint, RunPodApiError, JobNotFound) as exc:
+    except (NoEndpoint, RunPodApiError, JobNotFound) as exc:
         err.print(f"comfy-relay cancel: {exc}", markup=False)
         return EXIT_FAILED
     if args.json:

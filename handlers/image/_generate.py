@@ -71,6 +71,8 @@ MODEL_FOLDERS: Final[dict[str, tuple[str, ...]]] = {
     "ipadapter": ("ipadapter",),
     "pulid": ("pulid",),
     "insightface": ("insightface",),
+    # comfyui_controlnet_aux: read through AUX_ANNOTATOR_CKPTS_PATH (the baked folder; volume files are linked in)
+    "annotators": ("annotators",),
     "instantid": ("instantid",),
     "facerestore_models": ("facerestore_models",),
     "sams": ("sams",),

@@ -53,7 +53,12 @@ def test_the_lock_pins_comfyui_and_every_template_model_and_node() -> None:
     assert sdxl.size == 6938078334 and sdxl.digest_source
     for model in lock.models:
         assert (model.sha256 is None) == bool(model.unverified), model.id  # never silently unverified
-    assert {n.name for n in lock.custom_nodes} == {"ComfyUI-F5-TTS", "ComfyUI_IPAdapter_plus", "PuLID_ComfyUI"}
+    assert {n.name for n in lock.custom_nodes} == {
+        "ComfyUI-F5-TTS",
+        "ComfyUI_IPAdapter_plus",
+        "PuLID_ComfyUI",
+        "comfyui_controlnet_aux",
+    }
     assert set(lock.profiles) >= {"sdxl", "flux", "wan22", "audio", "train", "all", "test"}
     assert lock.profile("all").custom_nodes == tuple(sorted(n.name for n in lock.custom_nodes))
 

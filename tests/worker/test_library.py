@@ -44,6 +44,10 @@ EXPECTED: dict[str, Expected] = {
     "image/sdxl-outpaint": Expected({IMAGE: (1, 1024, 512)}),  # 512 + 256 on the left and on the right
     "image/sdxl-faceid": Expected({IMAGE: (1, 896, 1152)}),
     "image/sdxl-pulid": Expected({IMAGE: (1, 896, 1152)}),
+    "image/flux-identity": Expected({IMAGE: (1, 896, 1152)}, stepping="SamplerCustomAdvanced"),
+    "image/controlnet-pose": Expected({IMAGE: (1, 832, 1216)}),
+    # The picture and the detected pose map (the 512x512 sample photo's short side scaled to 1024).
+    "image/controlnet-pose-photo": Expected({IMAGE: (2, None, None)}),
     # The sheet (four 832-wide poses and three 16-pixel gaps) and the four poses on their own.
     "image/character-sheet": Expected({IMAGE: (5, None, 1216)}),
     "video/wan22-i2v": Expected(
@@ -155,7 +159,12 @@ async def test_speech_is_delivered_as_wav_or_flac(fmt: str, mime: str, runtime: 
 
 @pytest.mark.parametrize(
     ("name", "kind", "count"),
-    [("audio/f5-tts", OutputKind.AUDIO, 1), ("image/character-sheet", IMAGE, 5), ("train/lora-sdxl", IMAGE, 2)],
+    [
+        ("audio/f5-tts", OutputKind.AUDIO, 1),
+        ("image/character-sheet", IMAGE, 5),
+        ("image/flux-identity", IMAGE, 1),
+        ("train/lora-sdxl", IMAGE, 2),
+    ],
 )
 async def test_a_character_supplies_its_voice_references_and_trigger_word(
     name: str, kind: OutputKind, count: int, runtime: WorkerRuntime, comfy: Comfy
@@ -170,7 +179,7 @@ async def test_a_character_supplies_its_voice_references_and_trigger_word(
     values = {v for node in graph.values() for v in node["inputs"].values() if isinstance(v, str)}
     if name == "audio/f5-tts":
         assert {"mira_voice.wav", "Hi, I'm Mira. I read the news every morning, and I love a good story."} <= values
-    elif name == "image/character-sheet":
+    elif name in ("image/character-sheet", "image/flux-identity"):
         assert {"mira_ref_front.png", "mira_ref_side.png"} <= values
     else:
         assert "mira_character" in values
@@ -181,3 +190,20 @@ def history_prompt(comfy: Comfy, prompt_id: str | None) -> dict[str, Any]:
     body = httpx.get(f"{comfy.url}/history/{prompt_id}").json()
     graph: dict[str, Any] = body[prompt_id]["prompt"][2]
     return graph
+
+
+async def test_a_pose_sheet_with_an_identity_composes_controlnet_and_faceid(
+    runtime: WorkerRuntime, comfy: Comfy
+) -> None:
+    """A character turnaround: one wide skeleton sheet through image/controlnet-pose, the face from references
+    through the ``identity`` edit (IPAdapter FaceID between the checkpoint and the sampler)."""
+    job = sample_job(load_template(WORKFLOWS, "image/controlnet-pose"))
+    job["params"].update({"width": 1536, "height": 768, "identity": "faceid", "references": ["face"]})
+    portrait = sample_job(load_template(WORKFLOWS, "image/sdxl-faceid"))["media"][0]  # a sample face photo
+    job["media"].append({**portrait, "name": "face"})
+    _events, final = await collect(runtime, {"id": "lib-pose-sheet", "input": job})
+    (image,) = result_of(final).outputs
+    assert (image.width, image.height) == (1536, 768)
+    graph = history_prompt(comfy, result_of(final).prompt_id)
+    classes = {node["class_type"] for node in graph.values()}
+    assert {"ControlNetApplyAdvanced", "IPAdapterFaceID"} <= classes

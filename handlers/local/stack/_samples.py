@@ -36,6 +36,7 @@ __all__ = [
     "place_sample_inputs",
     "sample_job",
     "sample_portrait",
+    "sample_pose",
     "sample_voice",
 ]
 
@@ -73,6 +74,35 @@ def sample_portrait(variant: int = 0, size: int = SAMPLE_SIZE) -> bytes:
     draw.arc(
         (cx - r // 2, cy + r // 4, cx + r // 2, cy + r * 3 // 4), 20, 160, fill=(150, 50, 60), width=max(1, r // 12)
     )
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+#: An OpenPose skeleton standing with its arms out (keypoint pairs as fractions of the side, OpenPose limb colours).
+_POSE_LIMBS = (
+    ((0.50, 0.18), (0.50, 0.10), (255, 0, 85)),
+    ((0.50, 0.18), (0.38, 0.19), (255, 0, 0)),
+    ((0.38, 0.19), (0.28, 0.30), (255, 85, 0)),
+    ((0.28, 0.30), (0.20, 0.40), (255, 170, 0)),
+    ((0.50, 0.18), (0.62, 0.19), (255, 255, 0)),
+    ((0.62, 0.19), (0.72, 0.30), (170, 255, 0)),
+    ((0.72, 0.30), (0.80, 0.40), (85, 255, 0)),
+    ((0.50, 0.18), (0.44, 0.50), (0, 255, 0)),
+    ((0.44, 0.50), (0.43, 0.70), (0, 255, 85)),
+    ((0.43, 0.70), (0.42, 0.92), (0, 255, 170)),
+    ((0.50, 0.18), (0.56, 0.50), (0, 255, 255)),
+    ((0.56, 0.50), (0.57, 0.70), (0, 170, 255)),
+    ((0.57, 0.70), (0.58, 0.92), (0, 85, 255)),
+)
+
+
+def sample_pose(size: int = SAMPLE_SIZE) -> bytes:
+    """A PNG OpenPose skeleton (coloured limbs on black), what a pose ControlNet takes as its hint."""
+    image = Image.new("RGB", (size, size))
+    draw = ImageDraw.Draw(image)
+    for (ax, ay), (bx, by), colour in _POSE_LIMBS:
+        draw.line((ax * size, ay * size, bx * size, by * size), fill=colour, width=max(2, size // 64))
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
@@ -162,7 +192,9 @@ def sample_job(template: Template) -> dict[str, Any]:
     for name, spec in template.params().items():
         if not spec.required:
             continue
-        if spec.type is ParamType.IMAGE:
+        if spec.type is ParamType.IMAGE and name.startswith("pose_image"):
+            media.append(_media(name, sample_pose(), "image/png"))
+        elif spec.type is ParamType.IMAGE:
             media.append(_media(name, sample_portrait(images), "image/png"))
             images += 1
         elif spec.type is ParamType.VIDEO:

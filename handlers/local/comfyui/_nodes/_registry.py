@@ -6,6 +6,8 @@ from typing import Any
 
 from .._node import Folders, Node
 from ._conditioning import ConditioningZeroOut, FluxGuidance, InpaintModelConditioning, WanImageToVideo
+from ._controlnet import ControlNetApplyAdvanced, ControlNetLoader
+from ._controlnet_aux import DWPreprocessor
 from ._custom_sampler import BasicGuider, BasicScheduler, KSamplerSelect, RandomNoise, SamplerCustomAdvanced
 from ._f5tts import F5TTSAudioInputs
 from ._image import (
@@ -64,6 +66,7 @@ from ._sampling import (
     VAEEncodeForInpaint,
 )
 from ._save import PreviewImage, SaveAnimatedPNG, SaveAnimatedWEBP, SaveImage, SaveImageWebsocket
+from ._style_model import CLIPVisionEncode, CLIPVisionLoader, StyleModelApply, StyleModelLoader
 from ._train import LoadImageTextSetFromFolderNode, LoraModelLoader, LossGraphNode, SaveLoRANode, TrainLoraNode
 from ._upscale import ImageUpscaleWithModel, UpscaleModelLoader
 
@@ -132,6 +135,13 @@ _CLASSES: tuple[type[Node], ...] = (
     InpaintModelConditioning,
     VAEEncodeForInpaint,
     WanImageToVideo,
+    # ControlNet and image prompts (Flux Redux)
+    ControlNetLoader,
+    ControlNetApplyAdvanced,
+    CLIPVisionLoader,
+    CLIPVisionEncode,
+    StyleModelLoader,
+    StyleModelApply,
     # training
     LoadImageTextSetFromFolderNode,
     TrainLoraNode,
@@ -158,6 +168,8 @@ _CLASSES: tuple[type[Node], ...] = (
     ApplyPulid,
     ApplyPulidAdvanced,
     F5TTSAudioInputs,
+    # comfyui_controlnet_aux
+    DWPreprocessor,
 )
 
 #: ``class_type`` -> node class, in catalogue order.
