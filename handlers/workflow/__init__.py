@@ -12,6 +12,18 @@ from handlers.workflow._binding import (
     bind_template,
 )
 from handlers.workflow._catalogue import Catalogue, InputSpec, NodeClass
+from handlers.workflow._character import (
+    ASSET_BASE_VAR,
+    AssetBaseMissing,
+    AssetKind,
+    CharacterLora,
+    CharacterProfile,
+    CharacterVoice,
+    PackAsset,
+    PackEntry,
+    asset_location,
+    character_schema,
+)
 from handlers.workflow._convert import ConversionError, ui_to_api
 from handlers.workflow._dataset import caption_with_trigger
 from handlers.workflow._edit_params import (
@@ -46,9 +58,6 @@ from handlers.workflow._library import (
 from handlers.workflow._manifest import (
     MEDIA_TYPES,
     Bind,
-    CharacterLora,
-    CharacterProfile,
-    CharacterVoice,
     CustomNode,
     ModelFile,
     ParamType,
@@ -56,6 +65,7 @@ from handlers.workflow._manifest import (
     TemplateParam,
 )
 from handlers.workflow._output_prefix import FILENAME_PREFIX, filename_prefix_problems, job_filename_prefix
+from handlers.workflow._pack_use import assets_used, with_placed_assets
 from handlers.workflow._params import ParamSpec
 from handlers.workflow._resolve import resolve_graph, resolve_template
 from handlers.workflow._run_graph import prepare_run
@@ -76,6 +86,7 @@ from handlers.workflow._validate import ValidationIssue, ValidationReport, valid
 from handlers.workflow._variants import merge_variants, variant_node_id
 
 __all__ = [
+    "ASSET_BASE_VAR",
     "EDIT_PARAMS",
     "FILENAME_PREFIX",
     "MEDIA_TYPES",
@@ -84,6 +95,8 @@ __all__ = [
     "SPEECH_CHUNK_CHARS",
     "SPEECH_PARAMS",
     "WORKFLOWS_ENV",
+    "AssetBaseMissing",
+    "AssetKind",
     "Bind",
     "BindingError",
     "BoundWorkflow",
@@ -104,6 +117,8 @@ __all__ = [
     "ModelFamily",
     "ModelFile",
     "NodeClass",
+    "PackAsset",
+    "PackEntry",
     "ParamSpec",
     "ParamType",
     "Template",
@@ -116,10 +131,13 @@ __all__ = [
     "ValidationReport",
     "add_loras",
     "apply_edits",
+    "asset_location",
+    "assets_used",
     "attach_references",
     "bind",
     "bind_template",
     "caption_with_trigger",
+    "character_schema",
     "chunk_text",
     "chunked_speech",
     "custom_node_classes",
@@ -153,4 +171,5 @@ __all__ = [
     "validate",
     "variant_node_id",
     "with_custom_nodes",
+    "with_placed_assets",
 ]

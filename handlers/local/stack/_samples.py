@@ -118,10 +118,10 @@ def _character_media(root: Path) -> dict[str, bytes]:
             profile = load_character(root, folder)
         except TemplateError:
             continue
-        for index, name in enumerate(profile.reference_images):
+        for index, name in enumerate(profile.reference_names()):
             media.setdefault(name, sample_portrait(index + 1))
         if profile.voice is not None:
-            media.setdefault(profile.voice.sample, sample_voice())
+            media.setdefault(profile.voice.sample.file, sample_voice())
     return media
 
 
