@@ -85,7 +85,7 @@ class PackAsset(_Model):
     """One file of a character: where it lives, and what it must be."""
 
     file: str = Field(
-        pattern=_FILE.pattern,
+        pattern=f"^{_FILE.pattern}$",
         description="the file name ComfyUI's loaders and the pack's defaults use (no folders), e.g. ava_v1.safetensors",
     )
     url: AssetUrl = Field(
