@@ -5,6 +5,7 @@ from __future__ import annotations
 from handlers import workflow as package
 
 EXPECTED = [
+    "ASSET_BASE_VAR",
     "EDIT_PARAMS",
     "FILENAME_PREFIX",
     "MEDIA_TYPES",
@@ -13,6 +14,8 @@ EXPECTED = [
     "SPEECH_CHUNK_CHARS",
     "SPEECH_PARAMS",
     "WORKFLOWS_ENV",
+    "AssetBaseMissing",
+    "AssetKind",
     "Bind",
     "BindingError",
     "BoundWorkflow",
@@ -33,6 +36,8 @@ EXPECTED = [
     "ModelFamily",
     "ModelFile",
     "NodeClass",
+    "PackAsset",
+    "PackEntry",
     "ParamSpec",
     "ParamType",
     "Template",
@@ -45,10 +50,13 @@ EXPECTED = [
     "ValidationReport",
     "add_loras",
     "apply_edits",
+    "asset_location",
+    "assets_used",
     "attach_references",
     "bind",
     "bind_template",
     "caption_with_trigger",
+    "character_schema",
     "chunk_text",
     "chunked_speech",
     "custom_node_classes",
@@ -82,6 +90,7 @@ EXPECTED = [
     "validate",
     "variant_node_id",
     "with_custom_nodes",
+    "with_placed_assets",
 ]
 
 
