@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from handlers.contract import ErrorCode, OutputKind, ProgressEvent
-from handlers.local.stack import place_model_files
-from handlers.worker import WorkerRuntime
+from handlers.local.stack import place_model_files, upload_pack_assets
+from handlers.worker import Assets, AssetSettings, WorkerRuntime
 from tests.worker._relay import (
     WORKFLOWS,
     AssetServer,
@@ -28,6 +28,7 @@ from tests.worker._relay import (
     serve_comfy,
     serve_pack_assets,
 )
+from tests.worker.conftest import make_s3_client
 
 AVA_LORA = "ava/ava_sdxl_v1.safetensors"
 
@@ -183,5 +184,24 @@ async def test_mira_voice_reaches_a_remote_comfyui_over_http(
         uploaded = comfy.input_dir / "mira-remote" / "character" / "mira_voice.wav"
         assert uploaded.read_bytes() == pack_server.files["mira/mira_voice.wav"]  # through ComfyUI's upload route
         assert pack_server.requests["mira/mira_voice.wav"] == 1
+    finally:
+        await runtime.aclose()
+
+
+async def test_assets_come_from_s3_as_the_local_stack_serves_them(
+    comfy: Comfy, moto_endpoint: str, s3_bucket: str, tmp_path: Path
+) -> None:
+    s3 = make_s3_client(moto_endpoint)
+    base = upload_pack_assets(s3, s3_bucket, WORKFLOWS)  # what `comfy-relay local up` does
+    assert base == f"s3://{s3_bucket}/character-assets"
+    settings = AssetSettings(
+        cache_dir=tmp_path / "assets", budget_bytes=1 << 30, base_url=base, models_dir=comfy.models_dir
+    )
+    assets = Assets(settings, s3_client=s3)
+    runtime = runtime_for(comfy, moto_endpoint, s3_bucket, scratch=tmp_path / "s", assets=assets)
+    try:
+        _events, final = await collect(runtime, {"id": "ava-s3", "input": ava_job()})
+        graph = history_graph(comfy, result_of(final).prompt_id)
+        assert graph["10"]["inputs"]["lora_name"].endswith("/ava_sdxl_v1.safetensors")
     finally:
         await runtime.aclose()
