@@ -15,7 +15,9 @@ import pytest
 
 from handlers.contract import ErrorCode, OutputKind, ProgressEvent
 from handlers.local.stack import place_model_files, upload_pack_assets
-from handlers.worker import Assets, AssetSettings, WorkerRuntime
+from handlers.worker import Assets, AssetSettings, ConfigError, WorkerConfig, WorkerRuntime
+from handlers.worker._assets import asset_settings
+from handlers.workflow import CharacterLora
 from tests.worker._relay import (
     WORKFLOWS,
     AssetServer,
@@ -205,3 +207,49 @@ async def test_assets_come_from_s3_as_the_local_stack_serves_them(
         assert graph["10"]["inputs"]["lora_name"].endswith("/ava_sdxl_v1.safetensors")
     finally:
         await runtime.aclose()
+
+
+async def test_a_restarted_worker_keeps_its_verified_files_and_drops_orphaned_placements(tmp_path: Path) -> None:
+    data = b"lora bytes"
+    sha = hashlib.sha256(data).hexdigest()
+    cache, models = tmp_path / "cache", tmp_path / "models"
+    (cache / "blobs").mkdir(parents=True)
+    (cache / "blobs" / sha).write_bytes(data)  # verified by an earlier process
+    (cache / "partial").mkdir()
+    (cache / "partial" / f"{sha}.1234").write_bytes(b"lora")  # an interrupted download
+    orphan = models / "loras" / "relay-assets" / ("f" * 16)
+    orphan.mkdir(parents=True)
+    (orphan / "old.safetensors").write_bytes(b"evicted meanwhile")
+    with serve_pack_assets({}) as server:
+        settings = AssetSettings(cache_dir=cache, budget_bytes=1024, base_url=server.url, models_dir=models)
+        assets = Assets(settings)
+        lora = CharacterLora(file="x.safetensors", url="${RELAY_ASSET_BASE_URL}/x.safetensors", sha256=sha, size=10)
+        assert (await assets.lease(lora)).read_bytes() == data
+        assert sum(server.requests.values()) == 0  # nothing fetched
+        assert not orphan.exists() and not (cache / "partial").exists()
+        assets.release(sha)
+
+
+def test_the_asset_settings_come_from_the_environment(tmp_path: Path) -> None:
+    config = WorkerConfig.from_env(
+        {
+            "COMFYUI_MODELS_DIR": str(tmp_path / "models"),
+            "RELAY_ASSET_CACHE_DIR": str(tmp_path / "cache"),
+            "RELAY_ASSET_CACHE_BYTES": str(5 * 1024**3),
+            "RELAY_ASSET_BASE_URL": "s3://acme-characters/packs/",
+        }
+    )
+    settings = asset_settings(config)
+    assert settings == AssetSettings(
+        cache_dir=tmp_path / "cache",
+        budget_bytes=5 * 1024**3,
+        base_url="s3://acme-characters/packs",
+        models_dir=tmp_path / "models",
+    )
+    assert asset_settings(WorkerConfig.from_env({"RELAY_SCRATCH_DIR": str(tmp_path)})).cache_dir == (
+        tmp_path / "comfy-relay-assets"
+    )
+    with pytest.raises(ConfigError) as info:
+        WorkerConfig.from_env({"RELAY_ASSET_BASE_URL": "ftp://x/y", "RELAY_ASSET_CACHE_BYTES": "0"})
+    names = sorted(p.split("=", 1)[0] for p in info.value.problems)
+    assert names == ["RELAY_ASSET_BASE_URL", "RELAY_ASSET_CACHE_BYTES"]
