@@ -51,6 +51,7 @@ def pack_server() -> Iterator[AssetServer]:
 
 
 def history_graph(comfy: Comfy, prompt_id: str | None) -> dict[str, Any]:
+    assert prompt_id is not None
     body: dict[str, Any] = httpx.get(f"{comfy.url}/history/{prompt_id}").json()
     graph: dict[str, Any] = body[prompt_id]["prompt"][2]
     return graph

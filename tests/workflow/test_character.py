@@ -98,7 +98,7 @@ def test_asset_location_uses_the_base_only_where_the_manifest_asks() -> None:
 
 def test_only_assets_the_graph_names_are_used_and_the_jobs_own_media_win() -> None:
     profile = pack(loras=[asset("ava.safetensors")], reference_images=[asset("front.png"), asset("side.png")])
-    graph = {
+    graph: dict[str, Any] = {
         "1": {"class_type": "LoraLoader", "inputs": {"lora_name": "ava.safetensors", "model": ["0", 0]}},
         "2": {"class_type": "LoadImage", "inputs": {"image": "front.png"}},
         "3": {"class_type": "LoadImage", "inputs": {"image": "side.png"}},
