@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Final
 from handlers.contract import ErrorCode, JobError
 from handlers.worker._asset_cache import Admission, CacheFull, CachePolicy
 from handlers.worker._config import WorkerConfig
-from handlers.worker._media import MediaError
+from handlers.worker._media import MediaError, mime_for_extension
 from handlers.worker._staging import MediaFetcher, MediaLimits, StagedMedia, _Sink
 from handlers.workflow import (
     AssetBaseMissing,
@@ -296,7 +296,8 @@ class JobAssets:
             target = input_dir / self.job_id / "character" / asset.file
             await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
             await asyncio.to_thread(shutil.copyfile, self.assets.blob(asset.sha256), target)
-            mime = "audio/*" if entry.kind is AssetKind.VOICE_SAMPLE else "image/*"
+            fallback = "audio/wav" if entry.kind is AssetKind.VOICE_SAMPLE else "image/png"
+            mime = mime_for_extension(asset.file) or fallback
             staged[f"character:{asset.file}"] = StagedMedia(
                 name=asset.file,
                 comfy_name=f"{self.job_id}/character/{asset.file}",
