@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from handlers.common import ConfigError
 from handlers.contract import ErrorCode, OutputKind, ProgressEvent
 from handlers.local.stack import place_model_files, upload_pack_assets
-from handlers.worker import Assets, AssetSettings, ConfigError, WorkerConfig, WorkerRuntime
+from handlers.worker import Assets, AssetSettings, WorkerConfig, WorkerRuntime
 from handlers.worker._assets import asset_settings
 from handlers.workflow import CharacterLora
 from tests.worker._relay import (
