@@ -36,7 +36,13 @@ def _load(args: argparse.Namespace) -> Template | None:
 
 
 def _listing(root: Path) -> dict[str, Any]:
-    from handlers.workflow import TemplateError, list_characters, list_templates, load_template  # noqa: PLC0415
+    from handlers.workflow import (  # noqa: PLC0415
+        TemplateError,
+        list_characters,
+        list_templates,
+        load_character,
+        load_template,
+    )
 
     templates: dict[str, dict[str, Any]] = {}
     for character, name in list_templates(root):
@@ -50,10 +56,18 @@ def _listing(root: Path) -> dict[str, Any]:
             entry["error"] = exc.message
             continue
         entry["description"] = template.manifest.description if template.manifest else ""
+    # A character's pack (character.json) is checked like a template: its problems are listed, never skipped.
+    character_errors: dict[str, str] = {}
+    for character in list_characters(root):
+        try:
+            load_character(root, character)
+        except TemplateError as exc:
+            character_errors[character] = str(exc)
     return {
         "root": str(root),
         "templates": sorted(templates.values(), key=lambda t: t["name"]),
         "characters": list_characters(root),
+        "character_errors": character_errors,
     }
 
 
@@ -79,6 +93,8 @@ def _run_list(args: argparse.Namespace) -> int:
         chars = f" [{', '.join(entry['characters'])}]" if entry["characters"] else ""
         print(f"{entry['name']:<{width}}  {note}{chars}")
     print(f"characters: {', '.join(listing['characters']) or 'none'}")
+    for character, error in listing["character_errors"].items():
+        print(f"INVALID character {character}: {error}")
     return 0
 
 

@@ -30,6 +30,9 @@ class ErrorCode(StrEnum):
     """The graph fails validation against the node catalogue or ComfyUI's own check: never retry."""
     MEDIA_FETCH_FAILED = "media_fetch_failed"
     """An input file could not be fetched (network, 5xx): a retry may help."""
+    ASSET_FETCH_FAILED = "asset_fetch_failed"
+    """A character pack's asset (LoRA, reference image, voice sample) could not be provisioned: fetch failure
+    (``retryable``), sha256 or size mismatch, or a worker not set up to place it (never retried)."""
     COMFYUI_UNAVAILABLE = "comfyui_unavailable"
     """ComfyUI did not answer or never became ready: a retry (on another worker) may help."""
     COMFYUI_CRASHED = "comfyui_crashed"

@@ -5,6 +5,7 @@
 :mod:`handlers.worker.comfy` subpackage, with its own surface.
 """
 
+from handlers.worker._assets import AssetError, Assets, AssetSettings
 from handlers.worker._config import WorkerConfig
 from handlers.worker._core import WorkerRuntime
 from handlers.worker._events import CoreEvent, Finished, ProgressThrottle, error_for, fit_payload, progress_event
@@ -16,6 +17,9 @@ from handlers.worker._storage import MemoryOutputStore, OutputStore, S3OutputSto
 from handlers.worker._supervisor import ComfyProcess, ComfyUIDied
 
 __all__ = [
+    "AssetError",
+    "AssetSettings",
+    "Assets",
     "ComfyProcess",
     "ComfyUIDied",
     "CoreEvent",

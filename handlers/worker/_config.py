@@ -70,6 +70,13 @@ class WorkerConfig:
     max_concurrent_jobs: int = DEFAULT_MAX_CONCURRENT_JOBS
     #: When to ask ComfyUI to unload models before a prompt (besides templates that ask, and exclusive jobs).
     free_vram: FreePolicy = FreePolicy.NEVER
+    #: ComfyUI's models folder on this machine: where character pack models (LoRAs) are placed.
+    comfyui_models_dir: Path | None = None
+    #: Character pack assets, cached by sha256 (``None``: ``<scratch or temp>/comfy-relay-assets``).
+    asset_cache_dir: Path | None = None
+    asset_cache_bytes: int = 20 * 1024**3
+    #: What ``${RELAY_ASSET_BASE_URL}`` in a character.json stands for (an http(s):// or s3:// base).
+    asset_base_url: str | None = None
 
     def bucket_allowed(self, bucket: str) -> bool:
         return bucket == self.s3_bucket or bucket in self.extra_buckets
@@ -124,6 +131,10 @@ class WorkerConfig:
             scratch_dir=get("RELAY_SCRATCH_DIR", _directory, None),
             max_concurrent_jobs=get("RELAY_MAX_CONCURRENT_JOBS", _bounded_int(1, 16), DEFAULT_MAX_CONCURRENT_JOBS),
             free_vram=get("RELAY_FREE_VRAM", _free_policy, FreePolicy.NEVER),
+            comfyui_models_dir=get("COMFYUI_MODELS_DIR", _directory, None),
+            asset_cache_dir=get("RELAY_ASSET_CACHE_DIR", _directory, None),
+            asset_cache_bytes=get("RELAY_ASSET_CACHE_BYTES", _bounded_int(1024**2, 16 * 1024**4), 20 * 1024**3),
+            asset_base_url=get("RELAY_ASSET_BASE_URL", _asset_base, None),
         )
         if not any(p.startswith("RELAY_WORKFLOWS_DIR=") for p in problems):
             try:
@@ -139,6 +150,13 @@ def _http_url(raw: str) -> str:
     parsed = urllib.parse.urlsplit(raw)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError("must be an http(s) URL")
+    return raw.rstrip("/")
+
+
+def _asset_base(raw: str) -> str:
+    parsed = urllib.parse.urlsplit(raw)
+    if parsed.scheme not in ("http", "https", "s3") or not parsed.netloc or parsed.query or parsed.fragment:
+        raise ValueError("must be an http(s):// URL or an s3://bucket[/prefix] URI, without query or fragment")
     return raw.rstrip("/")
 
 

@@ -43,6 +43,7 @@ from handlers.contract import (
     is_job_id,
 )
 from handlers.outbound import UrlRefused
+from handlers.worker._assets import Assets, JobAssets, asset_settings
 from handlers.worker._config import WorkerConfig
 from handlers.worker._dataset import stage_dataset
 from handlers.worker._events import (
@@ -91,6 +92,7 @@ from handlers.workflow import (
     Catalogue,
     TemplateManifest,
     job_params,
+    load_character,
     load_template,
     lora_pack_entry,
     prepare_run,
@@ -131,6 +133,7 @@ class WorkerRuntime:
         process: ComfyProcess | None = None,
         store_factory: StoreFactory | None = None,
         fetcher: MediaFetcher | None = None,
+        assets: Assets | None = None,
         client_id: str | None = None,
     ) -> None:
         self.config = config
@@ -140,6 +143,7 @@ class WorkerRuntime:
         self._comfy = comfy
         self._store_factory = store_factory
         self._fetcher = fetcher
+        self._assets = assets
         self._client_id = client_id or f"relay-{os.environ.get('RUNPOD_POD_ID') or uuid.uuid4().hex[:12]}"
         self._s3: S3Client | None = None
         self._catalogue: tuple[int, Catalogue] | None = None
@@ -188,6 +192,8 @@ class WorkerRuntime:
                     max_bytes=cfg.media_max_bytes, allow_private=cfg.allow_private_urls, buckets=frozenset(buckets)
                 )
                 self._fetcher = MediaFetcher(limits, s3_client=self._s3)
+            if self._assets is None:
+                self._assets = Assets(asset_settings(self.config), s3_client=self._s3)
             self._upload_slots = asyncio.Semaphore(self.config.upload_concurrency)
             await self._comfy.open()
             self._started = True
@@ -208,6 +214,12 @@ class WorkerRuntime:
         if self._fetcher is None:
             raise RuntimeError("WorkerRuntime.start() has not run")
         return self._fetcher
+
+    @property
+    def assets(self) -> Assets:
+        if self._assets is None:
+            raise RuntimeError("WorkerRuntime.start() has not run")
+        return self._assets
 
     def uploads(self, clock_ms: Callable[[], float]) -> Uploads:
         """A job's upload tracker, sharing this worker's upload slots with every other job."""
@@ -375,6 +387,7 @@ class _JobRun:
     stale_check: asyncio.Task[bool] | None = None
     stored_check: asyncio.Task[JobResult | None] | None = None
     replay: JobResult | None = None
+    job_assets: JobAssets | None = None
     """The stored result of an earlier, completed run of this job id, once the replay check found one."""
     digest: str = ""
     manifest: TemplateManifest | None = None
@@ -494,6 +507,8 @@ class _JobRun:
                 return self._answer_replay(self.replay)
             return result
         finally:
+            if self.job_assets is not None:
+                self.job_assets.release()
             for task in (self.stored_check, self.stale_check, self.vram_before, self.vram_after):
                 if task is not None and not task.done():
                     task.cancel()
@@ -576,6 +591,7 @@ class _JobRun:
         self, bound: BoundWorkflow, store: OutputStore, folders: JobFolders, deadline: float
     ) -> JobResult | None:
         """Validate, stage, run and publish. ``None``: the job turned out to be a replay (see :attr:`replay`)."""
+        bound = await self._provision(bound, deadline)
         catalogue = await self.runtime.catalogue()
         report = validate(bound.graph, catalogue)
         if not report.valid:
@@ -649,12 +665,27 @@ class _JobRun:
         finally:
             await asyncio.shield(asyncio.to_thread(_remove_trees, leftovers))
 
+    async def _provision(self, bound: BoundWorkflow, deadline: float) -> BoundWorkflow:
+        """The character's assets this job uses: fetched (once per worker), verified and placed; the graph names
+        the placed files. Leased until the job ends."""
+        if self.job.character is None:
+            return bound
+        profile = await asyncio.to_thread(load_character, self.config.workflows_dir, self.job.character)
+        self.job_assets = self.runtime.assets.job(self.job_id)
+        async with asyncio.timeout_at(deadline):
+            bound, new_models = await self.job_assets.prepare(profile, bound)
+        if new_models:
+            self.runtime.forget_catalogue()  # ComfyUI lists the new model file from now on
+        return bound
+
     async def _stage(self, folders: JobFolders) -> dict[str, str]:
         """Inputs into ``<input>/<job id>/``, visible to ComfyUI; returns media name -> the name its loaders see."""
-        if not self.job.media:
-            return {}
-        stager = InputStager(folders.input_dir, self.job_id, self.runtime.fetcher)
-        staged = await stager.stage_all(self.job.media)
+        staged = {}
+        if self.job.media:
+            stager = InputStager(folders.input_dir, self.job_id, self.runtime.fetcher)
+            staged = await stager.stage_all(self.job.media)
+        if self.job_assets is not None:
+            staged.update(await self.job_assets.stage(folders.input_dir))
         await folders.hand_over(staged)
         return {name: item.comfy_name for name, item in staged.items()}
 

@@ -59,7 +59,8 @@ class JobFolders:
             return
         for item in staged.values():
             data = await asyncio.to_thread(item.path.read_bytes)
-            await self.comfy.upload_image(item.path.name, data, subfolder=self.job_id, overwrite=True)
+            subfolder = item.comfy_name.rpartition("/")[0] or self.job_id  # "<job id>" or "<job id>/character"
+            await self.comfy.upload_image(item.path.name, data, subfolder=subfolder, overwrite=True)
 
     async def bring_outputs(self, node_id: str, ui: Mapping[str, Any], *, include_temp: bool) -> None:
         """Make one node's output files readable under :attr:`dirs` (fetched from ``/view`` when over HTTP)."""

@@ -12,6 +12,18 @@ from handlers.workflow._binding import (
     bind_template,
 )
 from handlers.workflow._catalogue import Catalogue, InputSpec, NodeClass
+from handlers.workflow._character import (
+    ASSET_BASE_VAR,
+    AssetBaseMissing,
+    AssetKind,
+    CharacterLora,
+    CharacterProfile,
+    CharacterVoice,
+    PackAsset,
+    PackEntry,
+    asset_location,
+    character_schema,
+)
 from handlers.workflow._convert import ConversionError, ui_to_api
 from handlers.workflow._dataset import (
     DatasetInvalid,
@@ -58,9 +70,6 @@ from handlers.workflow._library import (
 from handlers.workflow._manifest import (
     MEDIA_TYPES,
     Bind,
-    CharacterLora,
-    CharacterProfile,
-    CharacterVoice,
     CustomNode,
     ModelFile,
     ParamType,
@@ -68,6 +77,7 @@ from handlers.workflow._manifest import (
     TemplateParam,
 )
 from handlers.workflow._output_prefix import FILENAME_PREFIX, filename_prefix_problems, job_filename_prefix
+from handlers.workflow._pack_use import assets_used, with_placed_assets
 from handlers.workflow._params import ParamSpec
 from handlers.workflow._resolve import resolve_graph, resolve_template
 from handlers.workflow._run_graph import prepare_run
@@ -98,6 +108,7 @@ from handlers.workflow._validate import ValidationIssue, ValidationReport, valid
 from handlers.workflow._variants import merge_variants, variant_node_id
 
 __all__ = [
+    "ASSET_BASE_VAR",
     "DATASET_PARAM",
     "EDIT_PARAMS",
     "FILENAME_PREFIX",
@@ -108,6 +119,8 @@ __all__ = [
     "SPEECH_CHUNK_CHARS",
     "SPEECH_PARAMS",
     "WORKFLOWS_ENV",
+    "AssetBaseMissing",
+    "AssetKind",
     "Bind",
     "BindingError",
     "BoundWorkflow",
@@ -132,6 +145,8 @@ __all__ = [
     "ModelFamily",
     "ModelFile",
     "NodeClass",
+    "PackAsset",
+    "PackEntry",
     "ParamSpec",
     "ParamType",
     "SavedModel",
@@ -147,10 +162,13 @@ __all__ = [
     "ZipMember",
     "add_loras",
     "apply_edits",
+    "asset_location",
+    "assets_used",
     "attach_references",
     "bind",
     "bind_template",
     "caption_with_trigger",
+    "character_schema",
     "check_dataset",
     "chunk_text",
     "chunked_speech",
@@ -193,4 +211,5 @@ __all__ = [
     "validate",
     "variant_node_id",
     "with_custom_nodes",
+    "with_placed_assets",
 ]

@@ -22,8 +22,9 @@ from pydantic import JsonValue
 
 from handlers.contract import ErrorCode, JobError, Problem, SeedUsed, format_path, split_override_key
 from handlers.workflow._catalogue import Catalogue
+from handlers.workflow._character import CharacterProfile
 from handlers.workflow._coerce import RANDOM_SEED, coerce_like, coerce_seed
-from handlers.workflow._manifest import CharacterProfile, ParamType, TemplateManifest
+from handlers.workflow._manifest import ParamType, TemplateManifest
 from handlers.workflow._node_refs import NodeIndex, NodeRefError, is_link
 from handlers.workflow._params import MISSING, ParamSpec, param_specs
 from handlers.workflow._templates import Template, find_placeholders, placeholder_name

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints,
 
 from handlers.contract import Problem, SeedUsed, validation_problems
 from handlers.workflow._binding import BindingError, BoundWorkflow, MediaBinding
+from handlers.workflow._character import CharacterProfile
 from handlers.workflow._edits import (
     EditError,
     IdentityMethod,
@@ -32,7 +33,7 @@ from handlers.workflow._edits import (
     seed_variants,
     set_aspect_ratio,
 )
-from handlers.workflow._manifest import CharacterProfile, ParamType
+from handlers.workflow._manifest import ParamType
 from handlers.workflow._tts_text import prepare_tts_text
 
 __all__ = [
@@ -151,7 +152,7 @@ def apply_edits(
         references = list(edits.references)
         from_caller = bool(references)
         if not references and edits.identity is not None and profile is not None:
-            references = list(profile.reference_images)
+            references = profile.reference_names()
         if edits.identity is not None and not references:
             raise EditError("needs references (or a character with reference_images)", "identity")
         if references:

@@ -1,5 +1,5 @@
-"""The files of a template folder, as pydantic models: ``template.json`` (the parameter manifest) and a
-character's ``character.json``."""
+"""The files of a template folder, as pydantic models: ``template.json`` (the parameter manifest). A character's
+``character.json`` is in ``_character``."""
 
 from __future__ import annotations
 
@@ -31,9 +31,6 @@ from handlers.workflow._coerce import (
 __all__ = [
     "MEDIA_TYPES",
     "Bind",
-    "CharacterLora",
-    "CharacterProfile",
-    "CharacterVoice",
     "CustomNode",
     "ModelFile",
     "ParamType",
@@ -265,48 +262,3 @@ class TemplateManifest(_Model):
     def runs_alone(self) -> bool:
         """Exclusive by declaration or by kind: training holds the GPU for its whole run."""
         return self.exclusive or self.kind == "train"
-
-
-class CharacterLora(_Model):
-    file: str = Field(min_length=1, description="file in models/loras")
-    strength_model: float = 1.0
-    strength_clip: float = 1.0
-    url: HttpUrl | None = None
-
-
-class CharacterVoice(_Model):
-    sample: str = Field(min_length=1, description="media name or file of a voice sample")
-    transcript: str = Field(min_length=1)
-
-
-class CharacterProfile(_Model):
-    """``workflows/<character>/character.json``: a character's identity, applied as parameter defaults."""
-
-    name: str = Field(min_length=1)
-    description: str = ""
-    trigger_words: list[str] = Field(default_factory=list)
-    lora: CharacterLora | None = None
-    reference_images: list[str] = Field(default_factory=list)
-    voice: CharacterVoice | None = None
-    defaults: dict[Annotated[str, StringConstraints(pattern=_PARAM_NAME)], JsonValue] = Field(default_factory=dict)
-    """Parameter defaults by name; they win over the conventional names derived from the fields above."""
-
-    def param_defaults(self) -> dict[str, JsonValue]:
-        """Defaults by parameter name. The profile's fields map to conventional names (``trigger_words``,
-        ``trigger_word`` (the first: what a LoRA training learns), ``lora``, ``lora_strength``,
-        ``lora_strength_clip``, ``reference_image``, ``voice_sample``, ``voice_transcript``); a template uses
-        whichever it declares, and ``defaults`` wins over them."""
-        derived: dict[str, JsonValue] = {}
-        if self.trigger_words:
-            derived["trigger_words"] = ", ".join(self.trigger_words)
-            derived["trigger_word"] = self.trigger_words[0]
-        if self.lora is not None:
-            derived["lora"] = self.lora.file
-            derived["lora_strength"] = self.lora.strength_model
-            derived["lora_strength_clip"] = self.lora.strength_clip
-        if self.reference_images:
-            derived["reference_image"] = self.reference_images[0]
-        if self.voice is not None:
-            derived["voice_sample"] = self.voice.sample
-            derived["voice_transcript"] = self.voice.transcript
-        return {**derived, **self.defaults}

@@ -10,7 +10,8 @@ from typing import Any, Final
 
 from pydantic import JsonValue
 
-from handlers.workflow._manifest import CharacterProfile, ParamType, TemplateManifest, TemplateParam
+from handlers.workflow._character import CharacterProfile
+from handlers.workflow._manifest import ParamType, TemplateManifest, TemplateParam
 
 __all__ = ["MISSING", "Missing", "ParamSpec", "param_specs"]
 

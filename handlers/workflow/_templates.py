@@ -18,7 +18,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from handlers.contract import ErrorCode, JobError, Problem, format_path, validation_problems
-from handlers.workflow._manifest import CharacterProfile, TemplateManifest
+from handlers.workflow._character import CharacterProfile
+from handlers.workflow._manifest import TemplateManifest
 from handlers.workflow._node_refs import NodeIndex, NodeRefError
 from handlers.workflow._params import ParamSpec, param_specs
 

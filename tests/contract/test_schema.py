@@ -96,3 +96,9 @@ def test_result_models() -> None:
 def test_output_item_rejects_bad_fields(field: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         OutputItem.model_validate({"node_id": "1", "kind": "image", **field})
+
+
+def test_cli_prints_the_character_pack_schema() -> None:
+    from handlers.workflow import character_schema
+
+    assert json.loads(_run_cli("schema", "--character")) == character_schema()

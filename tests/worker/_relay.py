@@ -4,6 +4,7 @@ an in-process runtime wired to the emulator and moto, and a webhook receiver."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import signal
@@ -20,18 +21,28 @@ from aiohttp import web
 from handlers.contract import JobResult
 from handlers.local._serving import ServerThread
 from handlers.local.comfyui import EmulatorConfig, create_app
-from handlers.worker import Finished, MediaFetcher, MediaLimits, S3OutputStore, WorkerConfig, WorkerRuntime
+from handlers.local.stack import placeholder_assets
+from handlers.worker import (
+    Assets,
+    AssetSettings,
+    Finished,
+    MediaFetcher,
+    MediaLimits,
+    S3OutputStore,
+    WorkerConfig,
+    WorkerRuntime,
+)
 from tests.conftest import REPO
 from tests.local.runpod.conftest import Emulator, wait_for
 from tests.worker.conftest import make_s3_client
 
 WORKFLOWS = REPO / "workflows"
 
-#: Model files the graphs below (and workflows/ava/image/sdxl-basic) load; empty files satisfy the emulator.
+#: Model files the graphs below (and workflows/ava/image/sdxl-basic) load; empty files satisfy the emulator. Ava's
+#: LoRA is not among them: the worker provisions it from her pack (:func:`serve_pack_assets`).
 MODELS = (
     "checkpoints/tiny-sd15-random.safetensors",
     "checkpoints/sd_xl_base_1.0.safetensors",
-    "loras/ava_sdxl_v1.safetensors",
 )
 
 
@@ -47,6 +58,7 @@ def make_models(root: Path) -> Path:
 class Comfy:
     server: ServerThread
     data_dir: Path
+    models_dir: Path | None = None
 
     @property
     def url(self) -> str:
@@ -65,7 +77,50 @@ class Comfy:
 def serve_comfy(data_dir: Path, models: Path, step_delay: float = 0.0) -> Iterator[Comfy]:
     config = EmulatorConfig(data_dir=data_dir, models_dir=models, step_delay=step_delay)
     with ServerThread(lambda: create_app(config)) as server:
-        yield Comfy(server, data_dir)
+        yield Comfy(server, data_dir, models)
+
+
+@dataclass
+class AssetServer:
+    """Character pack assets over HTTP on loopback (``RELAY_ASSET_BASE_URL``), counting the requests per path."""
+
+    server: ServerThread
+    files: dict[str, bytes]
+    requests: collections.Counter[str]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@contextlib.contextmanager
+def serve_pack_assets(files: dict[str, bytes] | None = None) -> Iterator[AssetServer]:
+    """The library's placeholder assets (or ``files``: path -> bytes, mutable while serving)."""
+    served = placeholder_assets(WORKFLOWS) if files is None else files
+    counts: collections.Counter[str] = collections.Counter()
+
+    async def handle(request: web.Request) -> web.Response:
+        path = request.match_info["path"]
+        counts[path] += 1
+        if path not in served:
+            return web.Response(status=404)
+        return web.Response(body=served[path], content_type="application/octet-stream")
+
+    def factory() -> web.Application:
+        app = web.Application()
+        app.router.add_get("/{path:.+}", handle)
+        return app
+
+    with ServerThread(factory) as server:
+        yield AssetServer(server, served, counts)
+
+
+def pack_assets_for(comfy: Comfy, base_url: str, cache_dir: Path, budget: int = 1 << 30) -> Assets:
+    """An asset cache fetching from ``base_url`` (on loopback: private addresses allowed, for assets only)."""
+    settings = AssetSettings(
+        cache_dir=cache_dir, budget_bytes=budget, base_url=base_url, models_dir=comfy.models_dir, allow_private=True
+    )
+    return Assets(settings)
 
 
 def free_port() -> int:
@@ -147,6 +202,7 @@ def runtime_for(
     *,
     local_files: bool = True,
     scratch: Path | None = None,
+    assets: Assets | None = None,
     **overrides: Any,
 ) -> WorkerRuntime:
     settings: dict[str, Any] = {
@@ -171,6 +227,7 @@ def runtime_for(
         config,
         store_factory=lambda b, p: S3OutputStore(b, p, client=s3),
         fetcher=MediaFetcher(MediaLimits(max_bytes=config.media_max_bytes), s3_client=s3),
+        assets=assets,
         client_id="relay-test",
     )
 

@@ -140,29 +140,7 @@ async def test_outputs_of_four_kinds_are_stored_described_and_removed_locally(
     assert leftovers(comfy) == []
 
 
-async def test_a_template_with_a_character_binds_its_defaults_and_the_overrides(
-    runtime: WorkerRuntime, comfy: Comfy
-) -> None:
-    job = {
-        "template": "image/sdxl-basic",
-        "character": "ava",
-        "params": {"prompt": "reading in a cafe", "width": 64, "height": 64, "steps": 2},
-        "overrides": {"KSampler.sampler_name": "euler"},
-    }
-    events, final = await collect(runtime, {"id": "ava-1", "input": job})
-    result = result_of(final)
-    assert [o.kind for o in result.outputs] == [OutputKind.IMAGE]
-    assert (result.outputs[0].width, result.outputs[0].height) == (64, 64)
-    (seed,) = result.seeds
-    assert (seed.node_id, seed.input, seed.param, seed.random) == ("3", "seed", "seed", True)
-    graph = history(comfy, result.prompt_id or "")["prompt"][2]
-    assert graph["11"]["inputs"]["string_b"] == "reading in a cafe"
-    assert graph["7"]["inputs"]["text"] == "blurry, low quality, watermark, extra fingers"  # ava's own default
-    assert graph["3"]["inputs"]["cfg"] == 6.5 and graph["3"]["inputs"]["sampler_name"] == "euler"
-    assert graph["3"]["inputs"]["seed"] == seed.value
-    assert graph["10"]["inputs"]["lora_name"] == "ava_sdxl_v1.safetensors"  # ava's own copy of the template
-    steps = [e for e in events if isinstance(e, ProgressEvent) and e.step is not None]
-    assert {e.step_max for e in steps} == {2} and steps[-1].node_id == "3"
+# A template for a character (defaults, overrides, pack assets): tests/worker/test_assets.py.
 
 
 async def test_a_seed_batch_is_one_prompt_with_an_image_per_seed(runtime: WorkerRuntime, comfy: Comfy) -> None:

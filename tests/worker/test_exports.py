@@ -5,6 +5,9 @@ from __future__ import annotations
 from handlers import worker as package
 
 EXPECTED = [
+    "AssetError",
+    "AssetSettings",
+    "Assets",
     "ComfyProcess",
     "ComfyUIDied",
     "CoreEvent",

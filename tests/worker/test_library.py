@@ -20,7 +20,17 @@ from handlers.contract import OutputKind, OutputReadyEvent, ProgressEvent
 from handlers.local.stack import SAMPLE_DATASET, place_model_files, place_sample_inputs, sample_job
 from handlers.worker import WorkerRuntime
 from handlers.workflow import list_templates, load_template
-from tests.worker._relay import WORKFLOWS, Comfy, collect, result_of, runtime_for, serve_comfy
+from tests.worker._relay import (
+    WORKFLOWS,
+    AssetServer,
+    Comfy,
+    collect,
+    pack_assets_for,
+    result_of,
+    runtime_for,
+    serve_comfy,
+    serve_pack_assets,
+)
 
 
 @dataclass(frozen=True)
@@ -82,9 +92,18 @@ def comfy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Comfy]:
         yield served
 
 
+@pytest.fixture(scope="module")
+def pack_server() -> Iterator[AssetServer]:
+    with serve_pack_assets() as served:
+        yield served
+
+
 @pytest.fixture
-async def runtime(comfy: Comfy, moto_endpoint: str, s3_bucket: str, tmp_path: Path) -> AsyncIterator[WorkerRuntime]:
-    rt = runtime_for(comfy, moto_endpoint, s3_bucket, scratch=tmp_path / "scratch")
+async def runtime(
+    comfy: Comfy, pack_server: AssetServer, moto_endpoint: str, s3_bucket: str, tmp_path: Path
+) -> AsyncIterator[WorkerRuntime]:
+    assets = pack_assets_for(comfy, pack_server.url, tmp_path / "assets")
+    rt = runtime_for(comfy, moto_endpoint, s3_bucket, scratch=tmp_path / "scratch", assets=assets)
     yield rt
     await rt.aclose()
 
@@ -171,16 +190,18 @@ async def test_a_character_supplies_its_voice_references_and_trigger_word(
 ) -> None:
     template = load_template(WORKFLOWS, name, character="mira")
     job = sample_job(template)
-    assert "media" not in job  # mira's voice sample and reference photos are in ComfyUI's input folder
-    _events, final = await collect(runtime, {"id": f"lib-mira-{name.replace('/', '-')}", "input": job})
+    assert "media" not in job  # mira's voice sample and reference photos come from her pack
+    job_id = f"lib-mira-{name.replace('/', '-')}"
+    _events, final = await collect(runtime, {"id": job_id, "input": job})
     result = result_of(final)
     assert [o.kind for o in result.outputs if o.kind is not OutputKind.MODEL] == [kind] * count
     graph = history_prompt(comfy, result.prompt_id)
     values = {v for node in graph.values() for v in node["inputs"].values() if isinstance(v, str)}
     if name == "audio/f5-tts":
-        assert {"mira_voice.wav", "Hi, I'm Mira. I read the news every morning, and I love a good story."} <= values
+        transcript = "Hi, I'm Mira. I read the news every morning, and I love a good story."
+        assert {f"{job_id}/character/mira_voice.wav", transcript} <= values  # provisioned into the job's inputs
     elif name in ("image/character-sheet", "image/flux-identity"):
-        assert {"mira_ref_front.png", "mira_ref_side.png"} <= values
+        assert {f"{job_id}/character/mira_ref_front.png", f"{job_id}/character/mira_ref_side.png"} <= values
     else:
         assert "mira_character" in values
         assert [o.kind for o in result.outputs].count(OutputKind.MODEL) == 1

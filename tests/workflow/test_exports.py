@@ -5,6 +5,7 @@ from __future__ import annotations
 from handlers import workflow as package
 
 EXPECTED = [
+    "ASSET_BASE_VAR",
     "DATASET_PARAM",
     "EDIT_PARAMS",
     "FILENAME_PREFIX",
@@ -15,6 +16,8 @@ EXPECTED = [
     "SPEECH_CHUNK_CHARS",
     "SPEECH_PARAMS",
     "WORKFLOWS_ENV",
+    "AssetBaseMissing",
+    "AssetKind",
     "Bind",
     "BindingError",
     "BoundWorkflow",
@@ -39,6 +42,8 @@ EXPECTED = [
     "ModelFamily",
     "ModelFile",
     "NodeClass",
+    "PackAsset",
+    "PackEntry",
     "ParamSpec",
     "ParamType",
     "SavedModel",
@@ -54,10 +59,13 @@ EXPECTED = [
     "ZipMember",
     "add_loras",
     "apply_edits",
+    "asset_location",
+    "assets_used",
     "attach_references",
     "bind",
     "bind_template",
     "caption_with_trigger",
+    "character_schema",
     "check_dataset",
     "chunk_text",
     "chunked_speech",
@@ -100,6 +108,7 @@ EXPECTED = [
     "validate",
     "variant_node_id",
     "with_custom_nodes",
+    "with_placed_assets",
 ]
 
 

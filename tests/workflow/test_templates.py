@@ -209,10 +209,15 @@ def test_manifest_kind_must_match_the_folder(tmp_path: Path) -> None:
 def test_invalid_character_json(tmp_path: Path) -> None:
     write_template(tmp_path, "image/plain", GRAPH)
     (tmp_path / "ava").mkdir()
-    (tmp_path / "ava" / "character.json").write_text(json.dumps({"name": "Ava", "lora": {"strength_model": 1}}))
+    (tmp_path / "ava" / "character.json").write_text(json.dumps({"name": "Ava", "loras": [{"strength_model": 1}]}))
     with pytest.raises(TemplateInvalidError) as info:
         load_template(tmp_path, "image/plain", character="ava")
-    assert [p.path for p in info.value.problems] == ["character.lora.file"]
+    assert [p.path for p in info.value.problems] == [
+        "character.loras[0].file",
+        "character.loras[0].url",
+        "character.loras[0].sha256",
+        "character.loras[0].size",
+    ]
 
 
 def test_character_folder_without_profile_has_an_empty_one(tmp_path: Path) -> None:
@@ -266,28 +271,7 @@ def test_models_and_custom_nodes_are_validated() -> None:
     assert locations == {("models", 0, "folder"), ("models", 0, "url"), ("custom_nodes", 0, "commit")}
 
 
-def test_character_param_defaults_use_conventional_names() -> None:
-    profile = CharacterProfile.model_validate(
-        {
-            "name": "Ava",
-            "trigger_words": ["ava", "freckles"],
-            "lora": {"file": "ava.safetensors", "strength_model": 0.8, "strength_clip": 0.6},
-            "reference_images": ["ref1.png", "ref2.png"],
-            "voice": {"sample": "ava.wav", "transcript": "Hello there."},
-            "defaults": {"lora_strength": 0.5, "cfg": 6},
-        }
-    )
-    assert profile.param_defaults() == {
-        "trigger_words": "ava, freckles",
-        "trigger_word": "ava",
-        "lora": "ava.safetensors",
-        "lora_strength": 0.5,  # explicit defaults win
-        "lora_strength_clip": 0.6,
-        "reference_image": "ref1.png",
-        "voice_sample": "ava.wav",
-        "voice_transcript": "Hello there.",
-        "cfg": 6,
-    }
+# Character packs (character.json): tests/workflow/test_character.py.
 
 
 # -- placeholders and per-template schema ----------------------------------------------------------------------------

@@ -107,3 +107,15 @@ def test_usage_errors_exit_2() -> None:
     with pytest.raises(SystemExit) as info:
         run(["templates", "show"])
     assert info.value.code == 2
+
+
+def test_list_reports_a_broken_character_pack(tiny_library: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tiny_library / "zoe" / "character.json").write_text(
+        json.dumps({"name": "Zoe", "loras": [{"file": "z.safetensors", "url": "ftp://x/z", "sha256": "0" * 64}]})
+    )
+    assert run(["templates", "list", "--root", str(tiny_library)]) == 0
+    out = capsys.readouterr().out
+    assert "INVALID character zoe" in out
+    assert "character.loras[0].url: must be an https:// URL" in out and "character.loras[0].size" in out
+    assert run(["templates", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["character_errors"] == {}  # the repository's packs are valid

@@ -8,9 +8,7 @@ from pathlib import Path
 from handlers.workflow import (
     TemplateError,
     default_workflows_dir,
-    list_characters,
     list_templates,
-    load_character,
     load_template,
 )
 
@@ -21,16 +19,9 @@ REQUIRED_MODELS = (("checkpoints", "sd_xl_base_1.0.safetensors"),)
 
 
 def model_files(root: Path) -> set[tuple[str, str]]:
-    """``(folder, file)`` of every model the templates under ``root`` declare, and of every character's LoRA;
-    broken templates and characters are skipped."""
+    """``(folder, file)`` of every model the templates under ``root`` declare; broken templates are skipped. A
+    character's LoRA is not among them: the worker provisions it from the pack (``_pack_assets``)."""
     found = set(REQUIRED_MODELS)
-    for folder_name in list_characters(root):
-        try:
-            profile = load_character(root, folder_name)
-        except TemplateError:
-            continue
-        if profile.lora is not None:
-            found.add(("loras", profile.lora.file))
     for character, name in list_templates(root):
         try:
             template = load_template(root, name, character=character)

@@ -2,8 +2,8 @@
 needs media or a value it has no default for.
 
 Media go in the job as base64 items (portrait photos, an inpainting mask, a voice sample); a LoRA training dataset
-(images with same-named caption files) and stand-ins for the characters' own media (reference photos, voice
-samples) are placed in ComfyUI's input folder, where the loaders read them.
+(images with same-named caption files) is placed in ComfyUI's input folder, where the loaders read it. The
+characters' own media come from their packs (``_pack_assets``).
 Everything is generated, deterministic and small: no file is downloaded or committed.
 """
 
@@ -23,10 +23,6 @@ from PIL import Image, ImageDraw
 from handlers.workflow import (
     ParamType,
     Template,
-    TemplateError,
-    default_workflows_dir,
-    list_characters,
-    load_character,
 )
 
 __all__ = [
@@ -139,33 +135,11 @@ def sample_voice(seconds: float = 3.0, rate: int = 16000) -> bytes:
     return out.getvalue()
 
 
-def _character_media(root: Path) -> dict[str, bytes]:
-    """Stand-ins for the media files the characters name (reference photos, voice samples): the files a character
-    pack would provision into ComfyUI's input folder."""
-    media: dict[str, bytes] = {}
-    for folder in list_characters(root):
-        try:
-            profile = load_character(root, folder)
-        except TemplateError:
-            continue
-        for index, name in enumerate(profile.reference_images):
-            media.setdefault(name, sample_portrait(index + 1))
-        if profile.voice is not None:
-            media.setdefault(profile.voice.sample, sample_voice())
-    return media
-
-
 def place_sample_inputs(input_dir: Path, root: Path | None = None) -> list[Path]:
-    """Write the sample training dataset into ``input_dir/SAMPLE_DATASET``, and a stand-in for every reference photo
-    and voice sample the characters under ``root`` (default: the library) name, so ``--character mira`` runs.
-    Existing files are kept; returns the files created."""
+    """Write the sample training dataset into ``input_dir/SAMPLE_DATASET``. Existing files are kept; returns the
+    files created. (The characters' reference photos and voice samples are not placed: the worker provisions them
+    from each character's pack, see ``_pack_assets``; ``root`` is accepted for callers of the earlier version.)"""
     created = []
-    for name, data in sorted(_character_media(root or default_workflows_dir()).items()):
-        path = input_dir / name
-        if not path.exists() and path.resolve().is_relative_to(input_dir.resolve()):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-            created.append(path)
     folder = input_dir / SAMPLE_DATASET
     folder.mkdir(parents=True, exist_ok=True)
     for index, shot in enumerate(_DATASET_SHOTS):

@@ -24,6 +24,7 @@ from handlers.local.stack._config import Component, StackConfig, StackPorts
 from handlers.local.stack._events import HEALTH_PATH
 from handlers.local.stack._health import StackError, check_port_free, wait_healthy
 from handlers.local.stack._models import place_model_files
+from handlers.local.stack._pack_assets import ASSET_PREFIX, upload_pack_assets
 from handlers.local.stack._samples import place_sample_inputs
 from handlers.local.stack._state import StackInfo, remove_state, write_state
 from handlers.local.stack._supervisor import Child, Supervisor
@@ -184,6 +185,8 @@ class LocalStack:
         else:
             notes.append("dispatch (handlers.dispatch) not available: no SQS event loop, queue or jobs table")
             self._create_bucket(urls["moto"])
+        # The characters' assets, where RELAY_ASSET_BASE_URL points: a worker fetches them on first use.
+        upload_pack_assets(self._aws_clients(urls["moto"])[2], _BUCKET)
         if workers:
             self._wait_workers(workers, runpod_health, runpod_headers, deadline)
         self._check_still_running()
@@ -267,8 +270,13 @@ class LocalStack:
                 "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true",
                 "AWS_ENDPOINT_URL_S3": urls["moto"],
                 **AWS_TEST_CREDENTIALS,
+                # Character packs: assets from the stack's bucket, cached under the data folder.
+                "RELAY_ASSET_BASE_URL": f"s3://{_BUCKET}/{ASSET_PREFIX}",
+                "RELAY_ASSET_CACHE_DIR": str(cfg.data_dir / "asset-cache"),
             }
         )
+        if cfg.comfyui_url is None:
+            env["COMFYUI_MODELS_DIR"] = str(cfg.data_dir / "models")
         if cfg.stream:
             env["RELAY_STREAM"] = "1"
         if input_dir is not None:

@@ -7,6 +7,7 @@ import handlers.local.stack
 
 def test_public_surface() -> None:
     assert handlers.local.stack.__all__ == [
+        "ASSET_PREFIX",
         "AWS_TEST_CREDENTIALS",
         "DEFAULT_PORT_BASE",
         "SAMPLE_DATASET",
@@ -26,12 +27,16 @@ def test_public_surface() -> None:
         "default_state_dir",
         "dispatch_available",
         "free_port",
+        "pack_asset_problems",
         "pid_alive",
         "place_model_files",
         "place_sample_inputs",
+        "placeholder_asset",
+        "placeholder_assets",
         "read_state",
         "sample_job",
         "state_dir_origin",
+        "upload_pack_assets",
         "wait_healthy",
         "worker_available",
     ]

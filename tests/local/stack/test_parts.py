@@ -93,8 +93,8 @@ def test_model_placeholders_cover_the_templates(tmp_path: Path) -> None:
     assert sdxl in created
     assert sdxl.stat().st_size == 0
     assert place_model_files(tmp_path) == []  # existing files are left alone
-    # A character's own LoRA (--character ava), and the custom packs' files, are there too.
-    assert (tmp_path / "loras" / "ava_sdxl_v1.safetensors").is_file()
+    # The custom packs' files are there too; a character's own LoRA is not: the worker provisions it from her pack.
+    assert not (tmp_path / "loras" / "ava_sdxl_v1.safetensors").exists()
     assert (tmp_path / "ipadapter" / "ip-adapter-faceid-plusv2_sdxl.bin").is_file()
     assert (tmp_path / "checkpoints" / "F5-TTS" / "F5TTS_v1_Base.txt").is_file()
 
@@ -108,10 +108,9 @@ def test_sample_inputs_give_each_template_what_it_requires(tmp_path: Path) -> No
 
     created = place_sample_inputs(tmp_path)
     dataset = tmp_path / SAMPLE_DATASET
-    # The training dataset, and stand-ins for the media mira's character.json names.
+    # The training dataset only: mira's photos and voice come from her pack.
     assert sorted(p.relative_to(tmp_path).as_posix() for p in created) == sorted(
-        [f"{SAMPLE_DATASET}/{p.name}" for p in dataset.iterdir()]
-        + ["mira_ref_front.png", "mira_ref_side.png", "mira_voice.wav"]
+        f"{SAMPLE_DATASET}/{p.name}" for p in dataset.iterdir()
     )
     captions = sorted(dataset.glob("*.txt"))
     assert len(captions) == len(list(dataset.glob("*.png"))) == 4
