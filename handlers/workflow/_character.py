@@ -204,8 +204,9 @@ class CharacterProfile(_Model):
 
     def param_defaults(self) -> dict[str, JsonValue]:
         """Defaults by parameter name. The profile's fields map to conventional names (``trigger_words``,
-        ``trigger_word`` (the first), ``lora``, ``lora_strength``, ``lora_strength_clip``, ``reference_image``, ``voice_sample``,
-        ``voice_transcript``); a template uses whichever it declares, and ``defaults`` wins over them."""
+        ``trigger_word`` (the first), ``lora``, ``lora_strength``, ``lora_strength_clip``, ``reference_image``,
+        ``voice_sample``, ``voice_transcript``); a template uses whichever it declares, and ``defaults`` wins
+        over them."""
         derived: dict[str, JsonValue] = {}
         words = self.all_trigger_words()
         if words:
