@@ -26,7 +26,17 @@ from handlers.local.stack._samples import sample_portrait
 from handlers.worker import MediaFetcher, MediaLimits, WorkerRuntime
 from handlers.worker.comfy import prompt_id_for
 from handlers.workflow import load_template, prepare_run, resolve_template
-from tests.worker._relay import WORKFLOWS, Comfy, collect, result_of, runtime_for, serve_comfy
+from tests.worker._relay import (
+    WORKFLOWS,
+    AssetServer,
+    Comfy,
+    collect,
+    pack_assets_for,
+    result_of,
+    runtime_for,
+    serve_comfy,
+    serve_pack_assets,
+)
 from tests.worker.conftest import make_s3_client
 
 SHOTS = ["close-up portrait", "close-up, smiling", "upper body", "full body, standing", ""]
@@ -47,9 +57,19 @@ def _clean_faults(comfy: Comfy) -> Iterator[None]:
     httpx.delete(comfy.url + "/_emulator/faults")
 
 
+@pytest.fixture(scope="module")
+def pack_server() -> Iterator[AssetServer]:
+    with serve_pack_assets() as served:
+        yield served
+
+
 @pytest.fixture
-async def runtime(comfy: Comfy, moto_endpoint: str, s3_bucket: str, tmp_path: Path) -> AsyncIterator[WorkerRuntime]:
-    rt = runtime_for(comfy, moto_endpoint, s3_bucket, scratch=tmp_path / "scratch")
+async def runtime(
+    comfy: Comfy, pack_server: AssetServer, moto_endpoint: str, s3_bucket: str, tmp_path: Path
+) -> AsyncIterator[WorkerRuntime]:
+    # Characters' reference images come from their packs, provisioned by the worker as on a fresh machine.
+    assets = pack_assets_for(comfy, pack_server.url, tmp_path / "assets")
+    rt = runtime_for(comfy, moto_endpoint, s3_bucket, scratch=tmp_path / "scratch", assets=assets)
     yield rt
     await rt.aclose()
 
