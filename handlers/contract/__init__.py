@@ -22,6 +22,7 @@ from handlers.contract._job import (
     MAX_GRAPH_NODES,
     MAX_INLINE_BASE64_BYTES,
     MAX_JOB_INPUT_BYTES,
+    MAX_LABELS,
     MAX_MEDIA_ITEMS,
     MAX_PRESIGN_SECONDS,
     MAX_TIMEOUT_S,
@@ -36,6 +37,7 @@ from handlers.contract._job import (
     job_input_schema,
     split_override_key,
 )
+from handlers.contract._output_name import BUILTIN_NAME_FIELDS, NamePattern, name_value
 from handlers.contract._problems import Problem, format_path, validation_problems
 from handlers.contract._progress import (
     SIGNATURE_HEADER,
@@ -50,7 +52,19 @@ from handlers.contract._progress import (
     webhook_signature,
 )
 from handlers.contract._record import JobProgress, JobRecord, RunPodJobStatus
-from handlers.contract._result import JobResult, OutputItem, OutputKind, SeedUsed, Timings
+from handlers.contract._result import (
+    ComfyUIUsed,
+    CustomNodeUsed,
+    JobResult,
+    LoraUsed,
+    ModelFileUsed,
+    OutputItem,
+    OutputKind,
+    Provenance,
+    SeedUsed,
+    Timings,
+    Variation,
+)
 from handlers.contract._state import (
     INITIAL_STATES,
     TERMINAL_STATES,
@@ -63,12 +77,14 @@ from handlers.contract._state import (
 )
 
 __all__ = [
+    "BUILTIN_NAME_FIELDS",
     "INITIAL_STATES",
     "JOB_ID_PATTERN",
     "MAX_GRAPH_NODES",
     "MAX_INLINE_BASE64_BYTES",
     "MAX_JOB_INPUT_BYTES",
     "MAX_JSON_DEPTH",
+    "MAX_LABELS",
     "MAX_MEDIA_ITEMS",
     "MAX_PRESIGN_SECONDS",
     "MAX_TIMEOUT_S",
@@ -78,6 +94,8 @@ __all__ = [
     "TIMESTAMP_HEADER",
     "TRANSITIONS",
     "CodedError",
+    "ComfyUIUsed",
+    "CustomNodeUsed",
     "ErrorCode",
     "ExecutionFailure",
     "GraphFormat",
@@ -88,7 +106,10 @@ __all__ = [
     "JobResult",
     "JobState",
     "LegacyImage",
+    "LoraUsed",
     "MediaItem",
+    "ModelFileUsed",
+    "NamePattern",
     "NodeError",
     "Notify",
     "OutputFormat",
@@ -101,6 +122,7 @@ __all__ = [
     "ProgressEvent",
     "ProgressWebhook",
     "ProgressWebhookPayload",
+    "Provenance",
     "QueueMessage",
     "RelayEvent",
     "RunPodJobStatus",
@@ -109,6 +131,7 @@ __all__ = [
     "SeedUsed",
     "SignatureError",
     "Timings",
+    "Variation",
     "can_transition",
     "canonical_json",
     "comfyui_execution_error",
@@ -121,6 +144,7 @@ __all__ = [
     "is_terminal",
     "job_input_schema",
     "json_shape_problem",
+    "name_value",
     "sign_webhook",
     "split_override_key",
     "state_for_runpod",

@@ -64,6 +64,8 @@ class WorkerConfig:
     scratch_dir: Path | None = None
     #: How long a job's cleanup of an abandoned prompt and its files may take.
     cleanup_timeout_s: float = 10.0
+    #: The image's lock (RELAY_LOCK_FILE, set by the image): model sha256s and node commits for results.
+    lock_file: Path | None = None
 
     def bucket_allowed(self, bucket: str) -> bool:
         return bucket == self.s3_bucket or bucket in self.extra_buckets
@@ -116,6 +118,7 @@ class WorkerConfig:
             startup_timeout_s=get("RELAY_COMFYUI_STARTUP_TIMEOUT_S", _seconds, 300.0),
             webhook_timeout_s=get("RELAY_WEBHOOK_TIMEOUT_S", _seconds, 5.0),
             scratch_dir=get("RELAY_SCRATCH_DIR", _directory, None),
+            lock_file=get("RELAY_LOCK_FILE", _file, None),
         )
         if not any(p.startswith("RELAY_WORKFLOWS_DIR=") for p in problems):
             try:

@@ -57,6 +57,7 @@ from handlers.worker._folders import JobFolders, job_folders
 from handlers.worker._inline_store import inline_store
 from handlers.worker._progress_cost import CostModel
 from handlers.worker._progress_sink import WebhookOutbox
+from handlers.worker._provenance import build_provenance, read_lock
 from handlers.worker._publish import OutputPublisher, stored_result
 from handlers.worker._s3 import new_s3_client_async
 from handlers.worker._staging import InputStager, JobFiles, MediaFetcher, MediaLimits, job_files
@@ -82,6 +83,7 @@ from handlers.workflow import (
     BoundWorkflow,
     Catalogue,
     load_template,
+    output_namer,
     prepare_run,
     resolve_graph,
     resolve_template,
@@ -91,6 +93,8 @@ from handlers.workflow import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from handlers.image import ImageLock
 
 __all__ = ["WorkerRuntime"]
 
@@ -137,6 +141,9 @@ class WorkerRuntime:
         self._upload_slots: asyncio.Semaphore | None = None
         self._started = False
         self._start_lock = asyncio.Lock()
+        #: What results record about how outputs were made: ComfyUI's last /system_stats, the image's lock.
+        self.system_stats: dict[str, Any] | None = None
+        self.lock: ImageLock | None = None
         #: What each node of each template costs, learned from this worker's runs: progress moves with time.
         self.costs = CostModel()
 
@@ -172,6 +179,7 @@ class WorkerRuntime:
                 )
                 self._fetcher = MediaFetcher(limits, s3_client=self._s3)
             self._upload_slots = asyncio.Semaphore(self.config.upload_concurrency)
+            self.lock = await asyncio.to_thread(read_lock, self.config.lock_file)
             await self._comfy.open()
             self._started = True
 
@@ -227,7 +235,7 @@ class WorkerRuntime:
             return
         ready_by = min(deadline, loop.time() + self.config.startup_timeout_s)
         try:
-            await self.until_died(self.comfy.wait_ready(ready_by))
+            self.system_stats = await self.until_died(self.comfy.wait_ready(ready_by))
         except _ComfyDied:
             assert self.process is not None
             # died() joins the output reader (up to a second) for the last lines: off the loop.
@@ -524,6 +532,15 @@ class _JobRun:
         if not report.valid:
             raise _Fail(report.to_job_error(self.job_id))
         self.warnings.extend(bound.warnings)
+        out = self.job.output
+        namer = output_namer(
+            out.name,
+            bound,
+            job_id=self.job_id,
+            labels=self.job.labels,
+            output_nodes=report.output_nodes,
+            include_temp=out.include_temp,
+        )
         await asyncio.to_thread(folders.scratch.mkdir, parents=True, exist_ok=True)
         leftovers = list(folders.leftovers)
         try:
@@ -542,6 +559,8 @@ class _JobRun:
                     self.job.output,
                     files=files if folders.shared_outputs else None,
                     work_dir=folders.scratch,
+                    namer=namer,
+                    variation_of=bound.variation,
                 )
                 uploads = self.runtime.uploads(self.now_ms)
                 try:
@@ -576,6 +595,15 @@ class _JobRun:
                     warnings=self.warnings,
                     input_digest=self.digest,
                 )
+                made = build_provenance(
+                    self.job,
+                    bound,
+                    catalogue,
+                    system_stats=self.runtime.system_stats,
+                    lock=self.runtime.lock,
+                    lock_path=self.config.lock_file,
+                )
+                result = result.model_copy(update={"provenance": made})
                 # Every file is stored: the local copies go while the manifest is written (job_files and the
                 # finally below find nothing left to do).
                 cleanup = asyncio.create_task(asyncio.to_thread(_clean_now, files, leftovers))
@@ -657,6 +685,7 @@ class _JobRun:
             deadline=deadline,
             output_nodes=output_nodes or None,
             before_queue=self._may_queue,
+            extra_data=self._extra_data(),
             weights=self.runtime.costs.weights(graph, self.cost_key),
         )
         async with contextlib.aclosing(events) as stream:
@@ -684,6 +713,12 @@ class _JobRun:
                     self.runtime.costs.learn(self.cost_key, self.timeline.nodes_ms)
                     if self.running_ms is None:
                         self.running_ms = self.queued_ms
+
+    def _extra_data(self) -> dict[str, Any] | None:
+        """A UI workflow goes with its prompt as ComfyUI's frontend sends it, so savers embed it in the files."""
+        if self.job.workflow_format is GraphFormat.UI:
+            return {"extra_pnginfo": {"workflow": self.job.workflow}}
+        return None
 
     def _progress(self, update: ProgressUpdate, now: float) -> None:
         running = round(now - self.running_ms) if self.running_ms is not None else None

@@ -55,6 +55,7 @@ from handlers.workflow._manifest import (
     TemplateManifest,
     TemplateParam,
 )
+from handlers.workflow._output_names import OutputNamer, output_name_problems, output_namer
 from handlers.workflow._output_prefix import FILENAME_PREFIX, filename_prefix_problems, job_filename_prefix
 from handlers.workflow._params import ParamSpec
 from handlers.workflow._resolve import resolve_graph, resolve_template
@@ -104,6 +105,7 @@ __all__ = [
     "ModelFamily",
     "ModelFile",
     "NodeClass",
+    "OutputNamer",
     "ParamSpec",
     "ParamType",
     "Template",
@@ -133,6 +135,8 @@ __all__ = [
     "load_character",
     "load_template",
     "merge_variants",
+    "output_name_problems",
+    "output_namer",
     "parse_aspect_ratio",
     "prepare_run",
     "prepare_speech_params",
