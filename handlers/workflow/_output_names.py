@@ -54,6 +54,22 @@ def _published_nodes(graph: Mapping[str, Any], output_nodes: Sequence[str], incl
     ]
 
 
+def _node_values(bound: BoundWorkflow, node_id: str, used: set[str]) -> tuple[Any, ...]:
+    """What the node-dependent fields of a pattern render to for ``node_id``'s outputs."""
+    variation = bound.variation(node_id)
+    values: list[Any] = []
+    for name in sorted(used & _PER_NODE):
+        if name == "node":
+            values.append(node_id)
+        elif name == "variation":
+            values.append(variation.index if variation else 0)
+        elif variation is not None and getattr(variation, name) is not None:
+            values.append(getattr(variation, name))
+        else:
+            values.append(bound.params.get(name))
+    return tuple(values)
+
+
 def _batched(graph: Mapping[str, Any]) -> bool:
     for node in graph.values():
         if isinstance(node, Mapping) and node.get("class_type") in IMAGE_LATENT_CLASSES:
@@ -88,11 +104,13 @@ def output_name_problems(
             problems.append(Problem(path=_PATH, message=message))
     used = set(pattern.fields)
     nodes = _published_nodes(bound.graph, output_nodes, include_temp)
-    if len(nodes) > 1 and not used & _PER_NODE:
-        message = (
-            f"names the outputs of {len(nodes)} nodes ({', '.join(nodes[:5])}) alike: add {{node}} or {{variation}}"
-        )
-        problems.append(Problem(path=_PATH, message=message))
+    seen: dict[tuple[Any, ...], str] = {}
+    for node_id in nodes:
+        other = seen.setdefault(_node_values(bound, node_id, used), node_id)
+        if other != node_id:
+            message = f"names the outputs of nodes {other} and {node_id} alike: add {{node}} or {{variation}}"
+            problems.append(Problem(path=_PATH, message=message))
+            break
     if "index" not in used and _batched(bound.graph):
         problems.append(Problem(path=_PATH, message="names a batch of images alike: add {index}"))
     return problems

@@ -182,3 +182,31 @@ async def test_end_to_end_against_moto(dirs: ComfyDirs, moto_endpoint: str, s3_b
     assert (response.status_code, response.content) == (200, data)
     committed = await publisher.commit(JobResult(job_id=JOB, outputs=[item]))
     assert await stored_result(store, JOB) == committed
+
+
+async def test_named_keys_that_collide_at_upload_fail_the_job_as_invalid_input(dirs: ComfyDirs) -> None:
+    from handlers.contract import ErrorCode
+    from handlers.worker._storage import OutputNameCollision
+    from handlers.workflow import BoundWorkflow, output_namer
+
+    _png(dirs.output / "probe" / "a_00001_.png", (8, 8))
+    _png(dirs.output / "probe" / "a_00002_.png", (8, 8))
+    bound = BoundWorkflow(graph={"9": {"class_type": "SaveImage", "inputs": {}}})
+    namer = output_namer("named/{node}", bound, job_id=JOB, labels={}, output_nodes=["9"])
+    store = MemoryOutputStore(prefix="out")
+    publisher = OutputPublisher(store, JOB, dirs, namer=namer)
+    with pytest.raises(OutputNameCollision) as caught:
+        await publisher.publish_node("9", ui_images("a_00001_.png", "a_00002_.png"))
+    assert list(store.objects) == ["out/named/9.png"]  # the first kept its key; the second overwrote nothing
+    error = caught.value.to_job_error(JOB)
+    assert (error.code, error.retryable, error.problems[0].path) == (
+        ErrorCode.INVALID_INPUT,
+        False,
+        "input.output.name",
+    )
+    # A name can never take the manifest's key.
+    manifest = output_namer("{job_id}/manifest.{ext}", bound, job_id=JOB, labels={}, output_nodes=["9"])
+    (dirs.output / "probe" / "m.json").write_text("{}")
+    publisher = OutputPublisher(MemoryOutputStore(), JOB, dirs, namer=manifest)
+    with pytest.raises(OutputNameCollision, match="manifest"):
+        await publisher.publish_node("9", {"files": [{"filename": "m.json", "subfolder": "probe", "type": "output"}]})
