@@ -215,3 +215,17 @@ async def test_the_result_and_manifest_say_how_it_was_made(
     assert result.timings.total_ms is not None
     manifest = json.loads(stored(moto_endpoint, s3_bucket, result.manifest_uri))
     assert manifest["provenance"] == made.model_dump(mode="json")
+
+
+async def test_audio_is_delivered_in_the_asked_format_and_named_for_it(
+    runtime: WorkerRuntime, moto_endpoint: str, s3_bucket: str
+) -> None:
+    job = {"workflow": mixed_graph(), "output": {"format": "wav", "name": "clips/{node}_{index}"}}
+    _events, final = await collect(runtime, {"id": "wav-1", "input": job})
+    outputs = result_of(final).outputs
+    audio = next(o for o in outputs if (o.mime or "").startswith("audio/"))
+    assert (audio.mime, audio.filename) == ("audio/wav", f"{audio.node_id}_0.wav")
+    assert stored(moto_endpoint, s3_bucket, audio.s3_uri)[:4] == b"RIFF"
+    # Images are not audio: they keep ComfyUI's PNG, and the name says so.
+    image = next(o for o in outputs if o.mime == "image/png")
+    assert image.filename == f"{image.node_id}_0.png"
