@@ -53,6 +53,19 @@ def job_input_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=PATH|URL",
         help="an input file or URL for the media parameter NAME (repeat); `-p NAME=PATH` does the same",
     )
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="your own name for the job (project, sentence...): kept in the manifest, a field of --name (repeat)",
+    )
+    parser.add_argument(
+        "--name", dest="output_name", metavar="PATTERN", help="output key pattern, e.g. 'projects/{project}/{node}'"
+    )
+    parser.add_argument(
+        "--strip-metadata", action="store_true", help="deliver images without the workflow ComfyUI writes into them"
+    )
 
 
 def register(commands: Any) -> None:

@@ -120,3 +120,22 @@ def test_printed_errors_name_the_failing_node_and_input() -> None:
     assert "node 3 (KSampler) input steps: t: m" in text
     assert "node 8 (VAEDecode) raised OOM: x" in text
     assert "input.params.width: must be <= 4096" in text
+
+
+def test_labels_output_names_and_prompt_batches_from_the_command_line() -> None:
+    import argparse
+
+    from handlers.cli._job_input import job_input_from_args
+    from handlers.cli._run import job_input_arguments
+
+    parser = argparse.ArgumentParser()
+    job_input_arguments(parser)
+    argv = ["image/sdxl-basic", "-p", 'prompts=["a fox", "a cat"]', "--label", "project=p1"]
+    argv += ["--name", "projects/{project}/{variation}", "--strip-metadata"]
+    document = job_input_from_args(parser.parse_args(argv))
+    assert document["params"] == {"prompts": ["a fox", "a cat"]}
+    assert document["labels"] == {"project": "p1"}
+    assert document["output"] == {"name": "projects/{project}/{variation}", "strip_metadata": True}
+    with pytest.raises(JobInputError) as caught:
+        job_input_from_args(parser.parse_args(["image/sdxl-basic", "-p", "prompt=x", "--name", "../x"]))
+    assert [p.path for p in caught.value.error.problems] == ["input.output.name"]
