@@ -441,8 +441,11 @@ def convert_image(src: Path, fmt: str, quality: int | None, work_dir: Path) -> t
     except KeyError:
         raise ValueError(f"unsupported output format {fmt!r}; use png, jpeg or webp") from None
     stored_name = f"{src.stem}.{ext}"
-    out = work_dir / f".{secrets.token_hex(6)}.{stored_name}"
     with Image.open(src) as img:
+        if img.format == pil_format == "PNG":
+            # Already PNG: re-encoding would only lose the workflow ComfyUI wrote into it (its text chunks).
+            return src, stored_name, mime
+        out = work_dir / f".{secrets.token_hex(6)}.{stored_name}"
         img.load()
         image: Image.Image = img
         if pil_format == "JPEG" and image.mode not in ("RGB", "L"):

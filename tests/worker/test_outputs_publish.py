@@ -210,3 +210,25 @@ async def test_named_keys_that_collide_at_upload_fail_the_job_as_invalid_input(d
     publisher = OutputPublisher(MemoryOutputStore(), JOB, dirs, namer=manifest)
     with pytest.raises(OutputNameCollision, match="manifest"):
         await publisher.publish_node("9", {"files": [{"filename": "m.json", "subfolder": "probe", "type": "output"}]})
+
+
+async def test_png_asked_as_png_keeps_comfyuis_metadata_and_stripping_drops_it(dirs: ComfyDirs) -> None:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("prompt", '{"3": {}}')
+    Image.new("RGB", (8, 8), "red").save(dirs.output / "k.png", pnginfo=info)
+    store = MemoryOutputStore()
+    kept = OutputPublisher(store, JOB, dirs, OutputOptions(format=OutputFormat.PNG), work_dir=dirs.temp)
+    (item,) = await kept.publish_node("1", ui_images("k.png", subfolder=""))
+    with Image.open(io.BytesIO(store.objects[f"{JOB}/1/k.png"])) as image:
+        assert image.text == {"prompt": '{"3": {}}'}
+    options = OutputOptions(format=OutputFormat.PNG, strip_metadata=True)
+    stripped = OutputPublisher(store, "job-78", dirs, options, work_dir=dirs.temp)
+    (item,) = await stripped.publish_node("1", ui_images("k.png", subfolder=""))
+    data = store.objects["job-78/1/k.png"]
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.text == {}
+    assert item.sha256 == hashlib.sha256(data).hexdigest() and item.bytes == len(data)
+    assert sorted(p.name for p in dirs.temp.iterdir()) == []  # the stripped copy is removed after upload
+    assert (dirs.output / "k.png").exists()  # the original is the job's cleanup's, not the publisher's
