@@ -228,7 +228,8 @@ class OutputOptions(StrictModel):
         ),
     )
     strip_metadata: bool = Field(
-        default=False, description="drop the workflow ComfyUI writes into PNG text chunks (public delivery)"
+        default=False,
+        description="drop the workflow ComfyUI writes into files (PNG/WebP images, FLAC audio) for public delivery",
     )
 
     @field_validator("name")

@@ -164,7 +164,7 @@ class OutputPublisher:
             except (OSError, ValueError) as exc:
                 raise UploadFailed(f"cannot convert {ref.filename}: {exc}", retryable=False) from exc
             converted = upload_path if upload_path != path else None
-        if self.options.strip_metadata and ref.kind in (OutputKind.IMAGE, OutputKind.ANIMATED):
+        if self.options.strip_metadata and ref.kind in (OutputKind.IMAGE, OutputKind.ANIMATED, OutputKind.AUDIO):
             stripped = await self._stripped(upload_path)
             if stripped is not None:
                 if converted is not None:

@@ -229,3 +229,18 @@ async def test_audio_is_delivered_in_the_asked_format_and_named_for_it(
     # Images are not audio: they keep ComfyUI's PNG, and the name says so.
     image = next(o for o in outputs if o.mime == "image/png")
     assert image.filename == f"{image.node_id}_0.png"
+
+
+async def test_stripping_also_clears_flac_audio(runtime: WorkerRuntime, moto_endpoint: str, s3_bucket: str) -> None:
+    _events, final = await collect(runtime, {"id": "flac-kept", "input": {"workflow": mixed_graph()}})
+    kept = next(o for o in result_of(final).outputs if o.mime == "audio/flac")
+    assert b"prompt=" in stored(moto_endpoint, s3_bucket, kept.s3_uri)  # SaveAudio's Vorbis comment
+    job = {"workflow": mixed_graph(), "output": {"strip_metadata": True}}
+    _events, final = await collect(runtime, {"id": "flac-stripped", "input": job})
+    outputs = result_of(final).outputs
+    audio = next(o for o in outputs if o.mime == "audio/flac")
+    data = stored(moto_endpoint, s3_bucket, audio.s3_uri)
+    assert b"prompt=" not in data and hashlib.sha256(data).hexdigest() == audio.sha256
+    assert audio.duration_s == kept.duration_s
+    for image in (o for o in outputs if o.mime == "image/png"):
+        assert png_text(stored(moto_endpoint, s3_bucket, image.s3_uri)) == {}

@@ -70,3 +70,23 @@ def test_a_truncated_file_is_an_error_not_a_broken_upload(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="ends inside"):
         strip_metadata(src, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_flac_loses_its_vorbis_comments_and_keeps_every_sample(tmp_path: Path) -> None:
+    import array
+
+    import soundfile
+
+    from handlers.local.comfyui._nodes._flac import encode_flac
+
+    left = array.array("h", [(i * 37) % 2000 - 1000 for i in range(5000)])
+    right = array.array("h", [(i * 91) % 3000 - 1500 for i in range(5000)])
+    src, dst = tmp_path / "a.flac", tmp_path / "b.flac"
+    src.write_bytes(encode_flac([left, right], 24000, {"prompt": json.dumps(PNGINFO["prompt"])}))
+    assert b"KSampler" in src.read_bytes()
+    assert strip_metadata(src, dst) is True
+    assert b"KSampler" not in dst.read_bytes()
+    before, rate = soundfile.read(str(src), dtype="int16")
+    after, rate_after = soundfile.read(str(dst), dtype="int16")
+    assert rate == rate_after == 24000 and (before == after).all()
+    assert soundfile.info(str(dst)).frames == 5000
