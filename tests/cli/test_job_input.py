@@ -139,3 +139,17 @@ def test_labels_output_names_and_prompt_batches_from_the_command_line() -> None:
     with pytest.raises(JobInputError) as caught:
         job_input_from_args(parser.parse_args(["image/sdxl-basic", "-p", "prompt=x", "--name", "../x"]))
     assert [p.path for p in caught.value.error.problems] == ["input.output.name"]
+
+
+def test_printed_outputs_name_the_variation_that_made_them() -> None:
+    import io
+
+    from rich.console import Console
+
+    from handlers.cli._follow import print_outputs
+
+    buffer = io.StringIO()
+    item = {"node_id": "2:9", "filename": "1-2-a-fox.png", "kind": "image", "variation": {"index": 1, "seed": 2}}
+    item["variation"]["prompt"] = "a fox"
+    print_outputs(Console(file=buffer, width=200), [item])
+    assert "variation 1: seed 2, prompt 'a fox'" in buffer.getvalue()
