@@ -24,6 +24,10 @@ __all__ = [
 
 MAX_NAME_PATTERN_CHARS: Final = 512
 MAX_NAME_VALUE_CHARS: Final = 64
+#: The longest key a pattern may render (values at their longest): with a prefix of up to 512 characters it stays
+#: within S3's 1024-byte keys.
+MAX_NAME_KEY_CHARS: Final = 500
+_EXT_ROOM: Final = 8
 #: Fields every output has: ``{job_id}``, ``{node}`` (its node id), ``{index}`` (its place in the node's list,
 #: from 0), ``{ext}`` (the stored format's extension) and ``{variation}`` (its variation's index, from 0).
 BUILTIN_NAME_FIELDS: Final = frozenset({"job_id", "node", "index", "ext", "variation"})
@@ -63,6 +67,13 @@ class NamePattern:
             if not _LITERAL.match(literal):
                 bad = sorted({c for c in literal if not _LITERAL.match(c)})
                 raise ValueError(f"has characters keys do not take: {' '.join(repr(c) for c in bad)}")
+        literal_chars = sum(len(p) for p in parts[0::2])
+        longest = literal_chars + MAX_NAME_VALUE_CHARS * len(parts[1::2]) + _EXT_ROOM
+        if longest > MAX_NAME_KEY_CHARS:
+            raise ValueError(
+                f"could render keys of {longest} characters (each field up to {MAX_NAME_VALUE_CHARS}); at most "
+                f"{MAX_NAME_KEY_CHARS} fit under any prefix in S3's 1024-byte keys"
+            )
         # Segments are checked with each field standing in as a non-empty token.
         skeleton = "".join(p if i % 2 == 0 else "F" for i, p in enumerate(parts))
         for segment in skeleton.split("/"):

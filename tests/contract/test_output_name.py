@@ -33,6 +33,7 @@ def test_a_pattern_splits_into_literals_and_fields() -> None:
         ("a b/{x}", "' '"),
         ("a\\b", "'\\\\'"),
         ("x" * 513, "longer"),
+        ("/".join(["{a}"] * 8), "could render keys of"),
     ],
 )
 def test_unsafe_patterns_are_refused(text: str, says: str) -> None:
