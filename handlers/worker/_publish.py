@@ -164,16 +164,16 @@ class OutputPublisher:
             except (OSError, ValueError) as exc:
                 raise UploadFailed(f"cannot convert {ref.filename}: {exc}", retryable=False) from exc
             converted = upload_path if upload_path != path else None
-        if self.options.strip_metadata and ref.kind in (OutputKind.IMAGE, OutputKind.ANIMATED, OutputKind.AUDIO):
-            stripped = await self._stripped(upload_path)
-            if stripped is not None:
-                if converted is not None:
-                    with contextlib.suppress(OSError):
-                        converted.unlink()
-                upload_path = converted = stripped
-        key = self._named_key(ref, index, name)
-        stored_name = PurePosixPath(key).name if key is not None else self._stored_name(ref, name)
         try:
+            if self.options.strip_metadata and ref.kind in (OutputKind.IMAGE, OutputKind.ANIMATED, OutputKind.AUDIO):
+                stripped = await self._stripped(upload_path)
+                if stripped is not None:
+                    if converted is not None:
+                        with contextlib.suppress(OSError):
+                            converted.unlink()
+                    upload_path = converted = stripped
+            key = self._named_key(ref, index, name)
+            stored_name = PurePosixPath(key).name if key is not None else self._stored_name(ref, name)
             try:
                 content_type = mime_override or await asyncio.to_thread(_content_type, upload_path)
             except OSError as exc:
