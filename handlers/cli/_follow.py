@@ -364,6 +364,12 @@ def print_outputs(out: Console, outputs: list[dict[str, Any]]) -> None:
         out.print(f"  [{title}] {item.get('filename') or ''} ({details}) {where}", markup=False)
         if item.get("url"):
             out.print(f"      {item['url']}", markup=False, soft_wrap=True)
+        variation = item.get("variation")
+        if isinstance(variation, Mapping):
+            made = ", ".join(
+                f"{key} {variation[key]!r}" for key in ("seed", "prompt") if variation.get(key) is not None
+            )
+            out.print(f"      variation {variation.get('index')}: {made}", markup=False)
         qa = item.get("qa")
         if isinstance(qa, Mapping):
             out.print(f"      QA: {_qa_text(qa)}", markup=False)

@@ -195,6 +195,17 @@ def build_job_input(
 
 def job_input_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """:func:`build_job_input` from the options ``job_input_arguments`` (in ``_run``) registers."""
+    extra: dict[str, Any] = {}
+    labels = parse_assignments(getattr(args, "label", []), "--label", "input.labels")
+    if labels:
+        extra["labels"] = labels
+    output: dict[str, Any] = {}
+    if getattr(args, "output_name", None):
+        output["name"] = args.output_name
+    if getattr(args, "strip_metadata", False):
+        output["strip_metadata"] = True
+    if output:
+        extra["output"] = output
     return build_job_input(
         args.target,
         character=args.character,
@@ -202,4 +213,5 @@ def job_input_from_args(args: argparse.Namespace) -> dict[str, Any]:
         overrides=parse_assignments(args.override, "--override", "input.overrides"),
         media=parse_assignments(args.media, "--media", "input.media"),
         dataset=getattr(args, "dataset", None),
+        extra=extra,
     )

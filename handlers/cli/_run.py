@@ -58,6 +58,19 @@ def job_input_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FOLDER|ZIP|URL|S3",
         help="a LoRA training dataset: a folder of images and .txt captions, a zip, a zip's URL, or s3://bucket/prefix/",
     )
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="your own name for the job (project, sentence...): kept in the manifest, a field of --name (repeat)",
+    )
+    parser.add_argument(
+        "--name", dest="output_name", metavar="PATTERN", help="output key pattern, e.g. 'projects/{project}/{node}'"
+    )
+    parser.add_argument(
+        "--strip-metadata", action="store_true", help="deliver images without the workflow ComfyUI writes into them"
+    )
 
 
 def register(commands: Any) -> None:

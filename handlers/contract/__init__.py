@@ -23,6 +23,7 @@ from handlers.contract._job import (
     MAX_GRAPH_NODES,
     MAX_INLINE_BASE64_BYTES,
     MAX_JOB_INPUT_BYTES,
+    MAX_LABELS,
     MAX_MEDIA_ITEMS,
     MAX_PRESIGN_SECONDS,
     MAX_TIMEOUT_S,
@@ -37,6 +38,7 @@ from handlers.contract._job import (
     job_input_schema,
     split_override_key,
 )
+from handlers.contract._output_name import BUILTIN_NAME_FIELDS, NamePattern, name_value
 from handlers.contract._problems import Problem, format_path, validation_problems
 from handlers.contract._progress import (
     SIGNATURE_HEADER,
@@ -51,7 +53,20 @@ from handlers.contract._progress import (
     webhook_signature,
 )
 from handlers.contract._record import JobProgress, JobRecord, RunPodJobStatus
-from handlers.contract._result import JobResult, OutputItem, OutputKind, RegisteredLora, SeedUsed, Timings
+from handlers.contract._result import (
+    ComfyUIUsed,
+    CustomNodeUsed,
+    JobResult,
+    LoraUsed,
+    ModelFileUsed,
+    OutputItem,
+    OutputKind,
+    Provenance,
+    RegisteredLora,
+    SeedUsed,
+    Timings,
+    Variation,
+)
 from handlers.contract._state import (
     INITIAL_STATES,
     TERMINAL_STATES,
@@ -64,6 +79,7 @@ from handlers.contract._state import (
 )
 
 __all__ = [
+    "BUILTIN_NAME_FIELDS",
     "INITIAL_STATES",
     "JOB_ID_PATTERN",
     "MAX_DATASET_URLS",
@@ -71,6 +87,7 @@ __all__ = [
     "MAX_INLINE_BASE64_BYTES",
     "MAX_JOB_INPUT_BYTES",
     "MAX_JSON_DEPTH",
+    "MAX_LABELS",
     "MAX_MEDIA_ITEMS",
     "MAX_PRESIGN_SECONDS",
     "MAX_TIMEOUT_S",
@@ -80,6 +97,8 @@ __all__ = [
     "TIMESTAMP_HEADER",
     "TRANSITIONS",
     "CodedError",
+    "ComfyUIUsed",
+    "CustomNodeUsed",
     "Dataset",
     "ErrorCode",
     "ExecutionFailure",
@@ -91,7 +110,10 @@ __all__ = [
     "JobResult",
     "JobState",
     "LegacyImage",
+    "LoraUsed",
     "MediaItem",
+    "ModelFileUsed",
+    "NamePattern",
     "NodeError",
     "Notify",
     "OutputFormat",
@@ -104,6 +126,7 @@ __all__ = [
     "ProgressEvent",
     "ProgressWebhook",
     "ProgressWebhookPayload",
+    "Provenance",
     "QueueMessage",
     "RegisteredLora",
     "RelayEvent",
@@ -113,6 +136,7 @@ __all__ = [
     "SeedUsed",
     "SignatureError",
     "Timings",
+    "Variation",
     "can_transition",
     "canonical_json",
     "comfyui_execution_error",
@@ -125,6 +149,7 @@ __all__ = [
     "is_terminal",
     "job_input_schema",
     "json_shape_problem",
+    "name_value",
     "sign_webhook",
     "split_override_key",
     "state_for_runpod",

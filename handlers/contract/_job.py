@@ -31,11 +31,13 @@ from handlers.contract._common import (
     with_cross_checks,
 )
 from handlers.contract._dataset import Dataset
+from handlers.contract._output_name import NamePattern
 
 __all__ = [
     "MAX_GRAPH_NODES",
     "MAX_INLINE_BASE64_BYTES",
     "MAX_JOB_INPUT_BYTES",
+    "MAX_LABELS",
     "MAX_MEDIA_ITEMS",
     "MAX_OVERRIDES",
     "MAX_PARAMS",
@@ -66,6 +68,7 @@ MAX_JOB_INPUT_BYTES = 10_000_000
 MAX_MEDIA_ITEMS = 64
 MAX_PARAMS = 256
 MAX_OVERRIDES = 1024
+MAX_LABELS = 32
 MAX_GRAPH_NODES = 5000
 """Nodes of one graph (API nodes, or a UI workflow's nodes): the largest real workflows hold a few hundred."""
 
@@ -216,6 +219,26 @@ class OutputOptions(StrictModel):
         le=MAX_INLINE_BASE64_BYTES,
         description="return outputs up to this size inline as base64 too (0: never)",
     )
+    name: str | None = Field(
+        default=None,
+        max_length=512,
+        description=(
+            "key pattern under the prefix, e.g. 'projects/{project}/images/{sentence}': fields from labels or "
+            "params (as bound), or {job_id} {node} {index} {ext} {variation} {seed} {prompt}; '.{ext}' is added "
+            "when absent. Default: '<job id>/<node id>/<file>'"
+        ),
+    )
+    strip_metadata: bool = Field(
+        default=False,
+        description="drop the workflow ComfyUI writes into files (PNG/WebP images, FLAC audio) for public delivery",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            NamePattern.parse(value)
+        return value
 
     @field_validator("prefix")
     @classmethod
@@ -264,6 +287,12 @@ class JobInput(StrictModel):
         json_schema_extra={"deprecated": True},
     )
     output: OutputOptions = Field(default_factory=OutputOptions)
+    labels: dict[ParamName, Annotated[str, StringConstraints(max_length=256)]] = Field(
+        default_factory=dict,
+        max_length=MAX_LABELS,
+        description="the caller's own names for this job (project, sentence, ...): fields of output.name, and "
+        "recorded in the manifest",
+    )
     job_id: JobId | None = Field(default=None, description="idempotency key; default: RunPod's job id")
     timeout_s: int = Field(default=DEFAULT_TIMEOUT_S, ge=1, le=MAX_TIMEOUT_S)
     progress_webhook: ProgressWebhook | None = None

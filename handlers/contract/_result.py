@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from handlers.contract._common import StrictModel
 
-__all__ = ["JobResult", "OutputItem", "OutputKind", "RegisteredLora", "SeedUsed", "Timings"]
+__all__ = [
+    "ComfyUIUsed",
+    "CustomNodeUsed",
+    "JobResult",
+    "LoraUsed",
+    "ModelFileUsed",
+    "OutputItem",
+    "OutputKind",
+    "Provenance",
+    "RegisteredLora",
+    "SeedUsed",
+    "Timings",
+    "Variation",
+]
 
 
 class OutputKind(StrEnum):
@@ -24,13 +37,23 @@ class OutputKind(StrEnum):
     FILE = "file"
 
 
+class Variation(StrictModel):
+    """Which variation of a batch (``params.prompts`` x ``params.seeds``/``count``) made an output."""
+
+    index: int = Field(ge=0, description="0-based, prompts outer, seeds inner")
+    prompt: str | None = None
+    seed: int | None = None
+
+
 class OutputItem(StrictModel):
     """One output of one node: a stored file (``s3_uri``, ``url``), or ``text`` for text outputs."""
 
     node_id: str
     node_title: str | None = None
     kind: OutputKind
-    filename: str | None = Field(default=None, description="the file name ComfyUI gave it")
+    filename: str | None = Field(
+        default=None, description="the stored file's name: its extension is the stored format's (after conversion)"
+    )
     temp: bool = Field(default=False, description="a temp (preview) output, returned only with include_temp")
     mime: str | None = None
     bytes: int | None = Field(default=None, ge=0)
@@ -42,6 +65,7 @@ class OutputItem(StrictModel):
     url: str | None = Field(default=None, description="presigned GET URL")
     text: str | None = None
     base64: str | None = Field(default=None, description="inline content when under output.inline_base64_max_bytes")
+    variation: Variation | None = Field(default=None, description="the prompt and seed that made it, in a batch")
 
 
 class SeedUsed(StrictModel):
@@ -86,6 +110,62 @@ class RegisteredLora(StrictModel):
     strength_clip: float = 1.0
 
 
+class ModelFileUsed(StrictModel):
+    """A model file a node loads, as the graph names it; ``sha256`` from the image's lock where it pins the file."""
+
+    node_id: str
+    input: str
+    file: str
+    folder: str | None = Field(default=None, description="its models folder, when the lock knows the file")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
+class LoraUsed(StrictModel):
+    node_id: str
+    name: str
+    strength_model: float | None = None
+    strength_clip: float | None = None
+
+
+class CustomNodeUsed(StrictModel):
+    """A custom node pack the graph used (from ``/object_info``'s ``python_module``), at its pinned commit."""
+
+    name: str
+    repo: str | None = None
+    commit: str | None = None
+    classes: list[str] = Field(default_factory=list)
+
+
+class ComfyUIUsed(StrictModel):
+    version: str | None = Field(default=None, description="from /system_stats")
+    commit: str | None = Field(default=None, description="the commit the image pins (its lock)")
+    python: str | None = None
+    pytorch: str | None = None
+
+
+class Provenance(StrictModel):
+    """How the outputs were made: enough to tell, and to run again, what produced them."""
+
+    template: str | None = None
+    character: str | None = None
+    workflow: str = Field(description="'template', 'api' or 'ui': where the graph came from")
+    params: dict[str, JsonValue] = Field(
+        default_factory=dict, description="every parameter as bound (defaults and random seeds resolved)"
+    )
+    edits: dict[str, JsonValue] = Field(
+        default_factory=dict, description="the graph edits asked for (loras, aspect_ratio, seeds, prompts, ...)"
+    )
+    overrides: dict[str, JsonValue] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    models: list[ModelFileUsed] = Field(default_factory=list)
+    loras: list[LoraUsed] = Field(default_factory=list, description="every LoRA loader in the graph as run")
+    comfyui: ComfyUIUsed = Field(default_factory=ComfyUIUsed)
+    custom_nodes: list[CustomNodeUsed] = Field(default_factory=list)
+    relay_version: str | None = None
+    graph_sha256: str | None = Field(default=None, description="sha256 of the API graph as queued (canonical JSON)")
+    lock: str | None = Field(default=None, description="the lock file the sha256s and commits come from")
+
+
 class JobResult(StrictModel):
     job_id: str
     prompt_id: str | None = None
@@ -98,3 +178,4 @@ class JobResult(StrictModel):
     input_digest: str | None = Field(
         default=None, description="sha256 of the job's input: a job id reused for another input is a conflict"
     )
+    provenance: Provenance | None = Field(default=None, description="how the outputs were made")

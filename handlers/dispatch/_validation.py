@@ -68,6 +68,7 @@ class InputValidator:
             TemplateError,
             job_params,
             load_template,
+            output_namer,
             resolve_graph,
             resolve_template,
             ui_to_api,
@@ -82,7 +83,7 @@ class InputValidator:
                     return ["templates are not available to dispatch: the worker resolves the template"]
                 template = load_template(self.workflows, job.template, job.character)
                 params = job_params(job, job_id)
-                graph = resolve_template(template, params, job.overrides, media_names=media, rng=rng).graph
+                bound = resolve_template(template, params, job.overrides, media_names=media, rng=rng)
             else:
                 assert job.workflow is not None
                 api_graph: Mapping[str, Any] = job.workflow
@@ -91,7 +92,23 @@ class InputValidator:
                     if unknown:
                         return [f"not validated: the catalogue lacks {', '.join(unknown)} (the worker will check)"]
                     api_graph = ui_to_api(job.workflow, self._catalogue, rng=rng)
-                graph = resolve_graph(api_graph, job.params, job.overrides, media_names=media, rng=rng).graph
+                bound = resolve_graph(api_graph, job.params, job.overrides, media_names=media, rng=rng)
+            graph = bound.graph
+            # output.name as the worker checks it (collisions among the output nodes the catalogue knows).
+            catalogue = self._catalogue
+            outputs = [
+                node_id
+                for node_id, node in graph.items()
+                if node.get("class_type") in catalogue and catalogue[node["class_type"]].output_node
+            ]
+            output_namer(
+                job.output.name,
+                bound,
+                job_id=job_id,
+                labels=job.labels,
+                output_nodes=outputs,
+                include_temp=job.output.include_temp,
+            )
         except (TemplateError, BindingError, ConversionError) as exc:
             raise InvalidJobError(exc.to_job_error(job_id)) from exc
         warnings.extend(self._validate_graph(graph, job_id))

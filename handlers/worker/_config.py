@@ -77,6 +77,8 @@ class WorkerConfig:
     asset_cache_bytes: int = 20 * 1024**3
     #: What ``${RELAY_ASSET_BASE_URL}`` in a character.json stands for (an http(s):// or s3:// base).
     asset_base_url: str | None = None
+    #: The image's lock (RELAY_LOCK_FILE, set by the image): model sha256s and node commits for results.
+    lock_file: Path | None = None
 
     def bucket_allowed(self, bucket: str) -> bool:
         return bucket == self.s3_bucket or bucket in self.extra_buckets
@@ -135,6 +137,7 @@ class WorkerConfig:
             asset_cache_dir=get("RELAY_ASSET_CACHE_DIR", _directory, None),
             asset_cache_bytes=get("RELAY_ASSET_CACHE_BYTES", _bounded_int(1024**2, 16 * 1024**4), 20 * 1024**3),
             asset_base_url=get("RELAY_ASSET_BASE_URL", _asset_base, None),
+            lock_file=get("RELAY_LOCK_FILE", _file, None),
         )
         if not any(p.startswith("RELAY_WORKFLOWS_DIR=") for p in problems):
             try:

@@ -62,6 +62,7 @@ from handlers.worker._models import trained_models
 from handlers.worker._pipeline import GpuGate
 from handlers.worker._progress_cost import CostModel
 from handlers.worker._progress_sink import WebhookOutbox
+from handlers.worker._provenance import build_provenance, read_lock
 from handlers.worker._publish import OutputPublisher, stored_result
 from handlers.worker._s3 import new_s3_client_async
 from handlers.worker._staging import InputStager, JobFiles, MediaFetcher, MediaLimits, job_files
@@ -95,6 +96,7 @@ from handlers.workflow import (
     load_character,
     load_template,
     lora_pack_entry,
+    output_namer,
     prepare_run,
     resolve_graph,
     resolve_template,
@@ -104,6 +106,8 @@ from handlers.workflow import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from handlers.image import ImageLock
 
 __all__ = ["WorkerRuntime"]
 
@@ -158,6 +162,9 @@ class WorkerRuntime:
         self.gate = GpuGate(config.max_concurrent_jobs)
         #: When ComfyUI should unload models before a prompt (queue order is execution order).
         self.vram = VramPlanner(config.free_vram)
+        #: What results record about how outputs were made: ComfyUI's last /system_stats, the image's lock.
+        self.system_stats: dict[str, Any] | None = None
+        self.lock: ImageLock | None = None
         #: What each node of each template costs, learned from this worker's runs: progress moves with time.
         self.costs = CostModel()
 
@@ -195,6 +202,7 @@ class WorkerRuntime:
             if self._assets is None:
                 self._assets = Assets(asset_settings(self.config), s3_client=self._s3)
             self._upload_slots = asyncio.Semaphore(self.config.upload_concurrency)
+            self.lock = await asyncio.to_thread(read_lock, self.config.lock_file)
             await self._comfy.open()
             self._started = True
 
@@ -258,7 +266,7 @@ class WorkerRuntime:
             return
         ready_by = min(deadline, loop.time() + self.config.startup_timeout_s)
         try:
-            await self.until_died(self.comfy.wait_ready(ready_by))
+            self.system_stats = await self.until_died(self.comfy.wait_ready(ready_by))
         except _ComfyDied:
             assert self.process is not None
             # died() joins the output reader (up to a second) for the last lines: off the loop.
@@ -597,6 +605,15 @@ class _JobRun:
         if not report.valid:
             raise _Fail(report.to_job_error(self.job_id))
         self.warnings.extend(bound.warnings)
+        out = self.job.output
+        namer = output_namer(
+            out.name,
+            bound,
+            job_id=self.job_id,
+            labels=self.job.labels,
+            output_nodes=report.output_nodes,
+            include_temp=out.include_temp,
+        )
         await asyncio.to_thread(folders.scratch.mkdir, parents=True, exist_ok=True)
         leftovers = list(folders.leftovers)
         try:
@@ -617,6 +634,8 @@ class _JobRun:
                     self.job.output,
                     files=files if folders.shared_outputs else None,
                     work_dir=folders.scratch,
+                    namer=namer,
+                    variation_of=bound.variation,
                 )
                 uploads = self.runtime.uploads(self.now_ms)
                 try:
@@ -653,6 +672,15 @@ class _JobRun:
                 )
                 if self.job.register_as is not None:
                     result = self._register(result, self.job.register_as, bound)
+                made = build_provenance(
+                    self.job,
+                    bound,
+                    catalogue,
+                    system_stats=self.runtime.system_stats,
+                    lock=self.runtime.lock,
+                    lock_path=self.config.lock_file,
+                )
+                result = result.model_copy(update={"provenance": made})
                 # Every file is stored: the local copies go while the manifest is written (job_files and the
                 # finally below find nothing left to do).
                 cleanup = asyncio.create_task(asyncio.to_thread(_clean_now, files, leftovers))
@@ -834,6 +862,7 @@ class _JobRun:
             output_nodes=output_nodes or None,
             front=self.oom_retries > 0,  # a retry goes next, right after the /free it asked for
             before_queue=self._may_queue,
+            extra_data=self._extra_data(),
             weights=self.runtime.costs.weights(graph, self.cost_key),
         )
         async with contextlib.aclosing(events) as stream:
@@ -866,6 +895,12 @@ class _JobRun:
                     if self.running_ms is None:
                         self.running_ms = self.queued_ms
         self.vram_after = asyncio.create_task(self.runtime.vram_now())  # awaited with the uploads' end
+
+    def _extra_data(self) -> dict[str, Any] | None:
+        """A UI workflow goes with its prompt as ComfyUI's frontend sends it, so savers embed it in the files."""
+        if self.job.workflow_format is GraphFormat.UI:
+            return {"extra_pnginfo": {"workflow": self.job.workflow}}
+        return None
 
     def _progress(self, update: ProgressUpdate, now: float) -> None:
         running = round(now - self.running_ms) if self.running_ms is not None else None

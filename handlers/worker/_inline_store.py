@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from handlers.worker._events import MAX_RESULT_BYTES, MAX_STREAM_CHUNK_BYTES
-from handlers.worker._storage import MANIFEST_NAME, OutputTooLarge, StoredObject, object_key
+from handlers.worker._storage import MANIFEST_NAME, OutputTooLarge, StoredObject, named_key, object_key
 
 __all__ = ["RESULT_MARGIN_BYTES", "InlineOutputStore", "inline_store"]
 
@@ -40,9 +40,16 @@ class InlineOutputStore:
         self.used = 0
 
     async def upload(
-        self, job_id: str, node_id: str, path: Path, *, filename: str | None = None, content_type: str | None = None
+        self,
+        job_id: str,
+        node_id: str,
+        path: Path,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        key: str | None = None,
     ) -> StoredObject:
-        key = object_key("", job_id, node_id, filename or path.name)
+        key = named_key("", key) if key is not None else object_key("", job_id, node_id, filename or path.name)
         size = (await asyncio.to_thread(path.stat)).st_size
         encoded_size = 4 * ((size + 2) // 3)
         if self.used + encoded_size > self.budget:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from pathlib import Path
+import secrets
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from handlers.contract import JobResult, OutputItem, OutputKind, OutputOptions
+from handlers.contract import JobResult, OutputItem, OutputKind, OutputOptions, Variation
 from handlers.worker._media import SNIFF_BYTES, mime_for_extension, sniff
 from handlers.worker._outputs import (
     ComfyDirs,
@@ -26,6 +28,7 @@ from handlers.worker._outputs import (
 from handlers.worker._staging import JobFiles
 from handlers.worker._storage import (
     MANIFEST_NAME,
+    OutputNameCollision,
     OutputStore,
     StoredObject,
     UploadFailed,
@@ -33,6 +36,8 @@ from handlers.worker._storage import (
     convert_image,
     object_key,
 )
+from handlers.worker._strip_metadata import strip_metadata
+from handlers.workflow import OutputNamer
 
 __all__ = ["OutputPublisher", "stored_result"]
 
@@ -63,6 +68,8 @@ class OutputPublisher:
         *,
         files: JobFiles | None = None,
         work_dir: Path | None = None,
+        namer: OutputNamer | None = None,
+        variation_of: Callable[[str], Variation | None] | None = None,
     ) -> None:
         self.store = store
         self.job_id = job_id
@@ -74,6 +81,10 @@ class OutputPublisher:
         self._done: set[tuple[str, str, str, str]] = set()
         self._names: dict[str, set[str]] = {}
         self._assigned: dict[tuple[str, str, str, str], str] = {}
+        #: ``output.name``: the key of each output under the prefix, and which file holds each key.
+        self._namer = namer
+        self._keys: dict[str, tuple[str, str, str, str]] = {}
+        self._variation_of = variation_of
         self.items: list[OutputItem] = []
 
     async def publish_node(
@@ -91,10 +102,10 @@ class OutputPublisher:
             OutputItem(node_id=node_id, node_title=node_title, kind=OutputKind.TEXT, text=t.text)
             for t in collected.texts
         ]
-        for ref in collected.files:
+        for index, ref in enumerate(collected.files):
             if ref.identity in self._done or (ref.temp and not (self.options.include_temp or keep_temp)):
                 continue
-            new.append(await self._publish_file(ref))
+            new.append(await self._publish_file(ref, index))
             self._done.add(ref.identity)
         self.items.extend(new)
         return new
@@ -113,7 +124,29 @@ class OutputPublisher:
         self._assigned[ref.identity] = candidate
         return candidate
 
-    async def _publish_file(self, ref: FileRef) -> OutputItem:
+    def _named_key(self, ref: FileRef, index: int, name: str) -> str | None:
+        """The key ``output.name`` gives this file, refused when another file of the job already has it."""
+        if self._namer is None:
+            return None
+        key = self._namer.key(ref.node_id, index, PurePosixPath(name).suffix.lstrip(".").lower())
+        holder = self._keys.setdefault(key, ref.identity)
+        if holder != ref.identity or key == object_key("", self.job_id, MANIFEST_NAME):
+            other = f"node {holder[0]}'s {holder[3]}" if holder != ref.identity else "the job's manifest"
+            raise OutputNameCollision(
+                f"gives node {ref.node_id}'s {ref.filename} the key {key!r}, as {other}: add {{index}} or {{node}}",
+                key=key,
+            )
+        return key
+
+    async def _stripped(self, path: Path) -> Path | None:
+        """A copy of ``path`` without the workflow ComfyUI wrote into it, or ``None`` when it has none."""
+        out = (self._work_dir or path.parent) / f".{secrets.token_hex(6)}.stripped"
+        try:
+            return out if await asyncio.to_thread(strip_metadata, path, out) else None
+        except (OSError, ValueError) as exc:
+            raise UploadFailed(f"cannot strip the metadata of {path.name}: {exc}", retryable=False) from exc
+
+    async def _publish_file(self, ref: FileRef, index: int = 0) -> OutputItem:
         try:
             path = resolve_ref(ref, self.dirs)
         except OutputPathError as exc:
@@ -135,6 +168,15 @@ class OutputPublisher:
                 raise UploadFailed(f"cannot convert {ref.filename}: {exc}", retryable=False) from exc
             converted = upload_path if upload_path != path else None
         try:
+            if self.options.strip_metadata and ref.kind in (OutputKind.IMAGE, OutputKind.ANIMATED, OutputKind.AUDIO):
+                stripped = await self._stripped(upload_path)
+                if stripped is not None:
+                    if converted is not None:
+                        with contextlib.suppress(OSError):
+                            converted.unlink()
+                    upload_path = converted = stripped
+            key = self._named_key(ref, index, name)
+            stored_name = PurePosixPath(key).name if key is not None else self._stored_name(ref, name)
             try:
                 content_type = mime_override or await asyncio.to_thread(_content_type, upload_path)
             except OSError as exc:
@@ -146,8 +188,9 @@ class OutputPublisher:
                     self.job_id,
                     ref.node_id,
                     upload_path,
-                    filename=self._stored_name(ref, name),
+                    filename=stored_name,
                     content_type=content_type,
+                    key=key,
                 )
             finally:
                 if not describing.done():
@@ -170,7 +213,7 @@ class OutputPublisher:
             node_id=ref.node_id,
             node_title=ref.node_title,
             kind=ref.kind,
-            filename=ref.filename,
+            filename=stored_name,
             temp=ref.temp,
             mime=mime,
             bytes=meta.bytes,
@@ -181,6 +224,7 @@ class OutputPublisher:
             s3_uri=stored.uri,
             url=url,
             base64=inline,
+            variation=self._variation_of(ref.node_id) if self._variation_of is not None else None,
         )
 
     async def commit(self, result: JobResult) -> JobResult:

@@ -1,7 +1,8 @@
 """Where outputs go: the :class:`OutputStore` interface, an S3 implementation and an in-memory one for tests.
 
-Key layout: ``<prefix>/<job id>/<node id>/<file>`` for outputs and ``<prefix>/<job id>/manifest.json`` for the
-result, which is written last and is the commit marker: a retried job with the same id finds it and returns it.
+Key layout: ``<prefix>/<job id>/<node id>/<file>`` for outputs (or ``<prefix>/<key>`` for a key the job's
+``output.name`` chose) and ``<prefix>/<job id>/manifest.json`` for the result, which is written last and is the
+commit marker: a retried job with the same id finds it and returns it.
 
 Every boto3 call runs in a thread (``asyncio.to_thread``) so the event loop that follows ComfyUI never blocks.
 Uploads stream from disk through ``upload_file`` (multipart above a threshold, bounded in-flight parts), and
@@ -28,7 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from PIL import Image
 
-from handlers.contract import ErrorCode, JobError, is_job_id
+from handlers.contract import ErrorCode, JobError, Problem, is_job_id
 from handlers.worker._media import sanitize_name
 from handlers.worker._s3 import new_s3_client, s3_config, s3_error_retryable
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MANIFEST_NAME",
     "MemoryOutputStore",
+    "OutputNameCollision",
     "OutputStore",
     "OutputTooLarge",
     "S3OutputStore",
@@ -47,6 +49,7 @@ __all__ = [
     "UploadSettings",
     "convert_audio",
     "convert_image",
+    "named_key",
     "object_key",
 ]
 
@@ -62,8 +65,10 @@ class StorageError(Exception):
 
     ::
 
-        StorageError        .code = "upload_failed", .retryable
-        └── UploadFailed    an upload or the manifest write failed after the bounded retries
+        StorageError            .code = "upload_failed", .retryable
+        ├── UploadFailed        an upload or the manifest write failed after the bounded retries
+        ├── OutputTooLarge      inline outputs over RunPod's payload limit ("output_too_large")
+        └── OutputNameCollision two outputs got the same key from output.name ("invalid_input")
     """
 
     code: ClassVar[ErrorCode] = ErrorCode.UPLOAD_FAILED
@@ -92,6 +97,20 @@ class OutputTooLarge(StorageError):
     """Outputs returned inline (no bucket) would not fit in RunPod's payload limit."""
 
     code: ClassVar[ErrorCode] = ErrorCode.OUTPUT_TOO_LARGE
+
+
+class OutputNameCollision(StorageError):
+    """Two outputs of one job rendered ``output.name`` to the same key (or to the manifest's): nothing is
+    overwritten, and the job fails as the invalid input it is."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.INVALID_INPUT
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message, key=key, retryable=False)
+
+    def to_job_error(self, job_id: str | None = None) -> JobError:
+        problem = Problem(path="input.output.name", message=self.message)
+        return JobError(code=self.code, message=str(problem), retryable=False, problems=[problem], job_id=job_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +179,11 @@ def object_key(prefix: str, job_id: str, *parts: str) -> str:
     return "/".join(s for s in segments if s)
 
 
+def named_key(prefix: str, key: str) -> str:
+    """``<prefix>/<key>`` for a key rendered from ``output.name`` (already a safe relative key)."""
+    return "/".join(s for s in (_clean_prefix(prefix), key) if s)
+
+
 class OutputStore(Protocol):
     """Where a job's outputs and manifest are stored."""
 
@@ -167,9 +191,17 @@ class OutputStore(Protocol):
     prefix: str
 
     async def upload(
-        self, job_id: str, node_id: str, path: Path, *, filename: str | None = None, content_type: str | None = None
+        self,
+        job_id: str,
+        node_id: str,
+        path: Path,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        key: str | None = None,
     ) -> StoredObject:
-        """Store the file at ``<prefix>/<job id>/<node id>/<filename or path.name>``; raises UploadFailed."""
+        """Store the file at ``<prefix>/<job id>/<node id>/<filename or path.name>``, or at ``<prefix>/<key>``
+        when ``key`` is given; raises UploadFailed."""
         ...
 
     async def presign(self, obj: StoredObject, expires_s: int) -> str:
@@ -233,9 +265,20 @@ class S3OutputStore:
         return self._client
 
     async def upload(
-        self, job_id: str, node_id: str, path: Path, *, filename: str | None = None, content_type: str | None = None
+        self,
+        job_id: str,
+        node_id: str,
+        path: Path,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        key: str | None = None,
     ) -> StoredObject:
-        key = object_key(self.prefix, job_id, node_id, filename or path.name)
+        key = (
+            named_key(self.prefix, key)
+            if key is not None
+            else object_key(self.prefix, job_id, node_id, filename or path.name)
+        )
         extra: dict[str, Any] = {"ContentType": content_type or "application/octet-stream"}
         client = await self._async_client()
 
@@ -336,9 +379,20 @@ class MemoryOutputStore:
         self.writes: list[str] = []
 
     async def upload(
-        self, job_id: str, node_id: str, path: Path, *, filename: str | None = None, content_type: str | None = None
+        self,
+        job_id: str,
+        node_id: str,
+        path: Path,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        key: str | None = None,
     ) -> StoredObject:
-        key = object_key(self.prefix, job_id, node_id, filename or path.name)
+        key = (
+            named_key(self.prefix, key)
+            if key is not None
+            else object_key(self.prefix, job_id, node_id, filename or path.name)
+        )
         if self.fail_uploads > 0:
             self.fail_uploads -= 1
             raise UploadFailed(f"injected upload failure for {key}", key=key)
@@ -387,8 +441,11 @@ def convert_image(src: Path, fmt: str, quality: int | None, work_dir: Path) -> t
     except KeyError:
         raise ValueError(f"unsupported output format {fmt!r}; use png, jpeg or webp") from None
     stored_name = f"{src.stem}.{ext}"
-    out = work_dir / f".{secrets.token_hex(6)}.{stored_name}"
     with Image.open(src) as img:
+        if img.format == pil_format == "PNG":
+            # Already PNG: re-encoding would only lose the workflow ComfyUI wrote into it (its text chunks).
+            return src, stored_name, mime
+        out = work_dir / f".{secrets.token_hex(6)}.{stored_name}"
         img.load()
         image: Image.Image = img
         if pil_format == "JPEG" and image.mode not in ("RGB", "L"):

@@ -76,6 +76,7 @@ from handlers.workflow._manifest import (
     TemplateManifest,
     TemplateParam,
 )
+from handlers.workflow._output_names import OutputNamer, output_name_problems, output_namer
 from handlers.workflow._output_prefix import FILENAME_PREFIX, filename_prefix_problems, job_filename_prefix
 from handlers.workflow._pack_use import assets_used, with_placed_assets
 from handlers.workflow._params import ParamSpec
@@ -145,6 +146,7 @@ __all__ = [
     "ModelFamily",
     "ModelFile",
     "NodeClass",
+    "OutputNamer",
     "PackAsset",
     "PackEntry",
     "ParamSpec",
@@ -188,6 +190,8 @@ __all__ = [
     "load_template",
     "lora_pack_entry",
     "merge_variants",
+    "output_name_problems",
+    "output_namer",
     "parse_aspect_ratio",
     "plan_zip",
     "prepare_run",

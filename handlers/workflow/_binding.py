@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from handlers.contract import ErrorCode, JobError, Problem, SeedUsed, format_path, split_override_key
+from handlers.contract import ErrorCode, JobError, Problem, SeedUsed, Variation, format_path, split_override_key
 from handlers.workflow._catalogue import Catalogue
 from handlers.workflow._character import CharacterProfile
 from handlers.workflow._coerce import RANDOM_SEED, coerce_like, coerce_seed
@@ -85,6 +85,15 @@ class BoundWorkflow:
     seeds: list[SeedUsed] = field(default_factory=list)
     media: list[MediaBinding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    variations: tuple[Variation, ...] = ()
+    """A batch's variations (``prompts`` x ``seeds``/``count``), when the job asked for one."""
+    variation_of: Mapping[str, int] = field(default_factory=dict)
+    """Node id -> index into :attr:`variations` (a node several variations share belongs to the first)."""
+
+    def variation(self, node_id: str) -> Variation | None:
+        """The variation whose graph holds ``node_id`` (an output node), if the job is a batch."""
+        index = self.variation_of.get(node_id)
+        return self.variations[index] if index is not None else None
 
     def with_staged(self, staged: Mapping[str, str]) -> dict[str, Any]:
         """A copy of the graph whose media inputs name the staged files (``staged``: media name → file name as

@@ -132,6 +132,8 @@ class NodeClass:
     output_types: tuple[str, ...]
     output_names: tuple[str, ...]
     output_node: bool
+    #: Where ComfyUI loaded the class from: ``nodes``, ``comfy_extras.*``, or ``custom_nodes.<pack folder>``.
+    python_module: str = ""
     _by_name: Mapping[str, InputSpec] = field(repr=False, compare=False, default_factory=dict)
 
     def input(self, name: str) -> InputSpec | None:
@@ -199,6 +201,7 @@ def _parse_class(name: str, info: Mapping[str, Any]) -> NodeClass:
         output_types=tuple(t if isinstance(t, str) else "COMBO" for t in outputs),
         output_names=tuple(str(n) for n in output_names),
         output_node=bool(info.get("output_node")),
+        python_module=str(info.get("python_module") or ""),
         _by_name={spec.name: spec for spec in specs},
     )
 

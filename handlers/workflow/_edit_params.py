@@ -1,5 +1,6 @@
 """Graph edits requested through a job's ``params``: ``loras``, ``aspect_ratio``/``megapixels``, ``references``/
-``identity``, ``seeds``/``count``.
+``identity``, ``seeds``/``count``, and ``prompts`` (a batch of variations: bound once per prompt, see
+``handlers.workflow._resolve``).
 
 These names are reserved for edits unless a template declares a parameter of the same name (then it is the
 template's). The worker's path is::
@@ -78,6 +79,9 @@ class GraphEdits(_Model):
         default=None, min_length=1, max_length=MAX_VARIANTS, description="one graph per seed"
     )
     count: int | None = Field(default=None, ge=1, le=MAX_VARIANTS, description="graphs with seeds s, s+1, ...")
+    prompts: list[Annotated[str, StringConstraints(min_length=1, max_length=10_000)]] | None = Field(
+        default=None, min_length=1, max_length=MAX_VARIANTS, description="one variation per prompt (x seeds)"
+    )
 
     @property
     def empty(self) -> bool:
@@ -103,6 +107,13 @@ def split_edit_params(
         raise BindingError(
             [Problem(path="input.params.count", message="must equal the number of seeds, or be left out")]
         )
+    if edits.prompts is not None:
+        per_prompt = len(edits.seeds) if edits.seeds is not None else (edits.count or 1)
+        if len(edits.prompts) * per_prompt > MAX_VARIANTS:
+            message = f"{len(edits.prompts)} prompts x {per_prompt} seeds is over {MAX_VARIANTS} variations"
+            raise BindingError([Problem(path="input.params.prompts", message=message)])
+        if "prompt" in rest:
+            raise BindingError([Problem(path="input.params.prompts", message="give prompt or prompts, not both")])
     return edits, rest
 
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from handlers.contract import SeedUsed
+from handlers.contract import SeedUsed, Variation
 from handlers.workflow._binding import BoundWorkflow, MediaBinding
 from handlers.workflow._node_refs import is_link
 
@@ -87,14 +87,20 @@ def _remap_inputs(inputs: Mapping[str, Any], ids: Mapping[str, str]) -> dict[str
     }
 
 
-def merge_variants(variants: Sequence[BoundWorkflow]) -> BoundWorkflow:
+def merge_variants(variants: Sequence[BoundWorkflow], labels: Sequence[Variation] | None = None) -> BoundWorkflow:
     """One workflow running every variant: see the module's description. Seeds, media bindings and warnings of
-    all variants are combined, with node ids as they are in the merged graph (``with_staged`` keeps working)."""
+    all variants are combined, with node ids as they are in the merged graph (``with_staged`` keeps working).
+    ``labels`` (one per variant) become the merged workflow's :attr:`~BoundWorkflow.variations`, each node
+    attributed to the first variant that has it."""
     if not variants:
         raise ValueError("merge_variants needs at least one variant")
+    if labels is not None and len(labels) != len(variants):
+        raise ValueError("merge_variants needs one label per variant")
     first = variants[0]
     if len(variants) == 1:
-        return first
+        if labels is None:
+            return first
+        return replace(first, variations=tuple(labels), variation_of=dict.fromkeys(first.graph, 0))
     merged: dict[str, Any] = copy.deepcopy(first.graph)
     by_digest: dict[str, str] = {}
     for node_id, digest in _signatures(merged).items():
@@ -128,12 +134,19 @@ def merge_variants(variants: Sequence[BoundWorkflow]) -> BoundWorkflow:
         for digest, new_id in added.items():
             by_digest.setdefault(digest, new_id)
         id_maps.append(ids)
+    variation_of: dict[str, int] = {}
+    if labels is not None:
+        for index, ids in enumerate(id_maps):
+            for node_id in ids.values():
+                variation_of.setdefault(node_id, index)
     return replace(
         first,
         graph=merged,
         seeds=_merge_seeds(variants, id_maps),
         media=_merge_media(variants, id_maps),
         warnings=list(dict.fromkeys(w for v in variants for w in v.warnings)),
+        variations=tuple(labels or ()),
+        variation_of=variation_of,
     )
 
 

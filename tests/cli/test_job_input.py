@@ -164,3 +164,36 @@ def test_a_finished_jobs_warnings_and_registration_are_printed() -> None:
     text = console.export_text()
     assert "warning: dataset has 4 images" in text
     assert "registered for ava: ava/l_10_steps_00001_.safetensors (sha256 abababababab...)" in text
+
+
+def test_labels_output_names_and_prompt_batches_from_the_command_line() -> None:
+    import argparse
+
+    from handlers.cli._job_input import job_input_from_args
+    from handlers.cli._run import job_input_arguments
+
+    parser = argparse.ArgumentParser()
+    job_input_arguments(parser)
+    argv = ["image/sdxl-basic", "-p", 'prompts=["a fox", "a cat"]', "--label", "project=p1"]
+    argv += ["--name", "projects/{project}/{variation}", "--strip-metadata"]
+    document = job_input_from_args(parser.parse_args(argv))
+    assert document["params"] == {"prompts": ["a fox", "a cat"]}
+    assert document["labels"] == {"project": "p1"}
+    assert document["output"] == {"name": "projects/{project}/{variation}", "strip_metadata": True}
+    with pytest.raises(JobInputError) as caught:
+        job_input_from_args(parser.parse_args(["image/sdxl-basic", "-p", "prompt=x", "--name", "../x"]))
+    assert [p.path for p in caught.value.error.problems] == ["input.output.name"]
+
+
+def test_printed_outputs_name_the_variation_that_made_them() -> None:
+    import io
+
+    from rich.console import Console
+
+    from handlers.cli._follow import print_outputs
+
+    buffer = io.StringIO()
+    item = {"node_id": "2:9", "filename": "1-2-a-fox.png", "kind": "image", "variation": {"index": 1, "seed": 2}}
+    item["variation"]["prompt"] = "a fox"
+    print_outputs(Console(file=buffer, width=200), [item])
+    assert "variation 1: seed 2, prompt 'a fox'" in buffer.getvalue()

@@ -36,6 +36,8 @@ def test_schema_changes_with_the_model() -> None:
         "include_temp",
         "presign_seconds",
         "inline_base64_max_bytes",
+        "name",
+        "strip_metadata",
     }
     assert set(defs["MediaItem"]["properties"]) == {"name", "url", "base64", "s3", "mime"}
 

@@ -86,3 +86,22 @@ def test_bad_edit_parameters_are_rejected_with_their_path(
         validator.check(_job(template="image/sdxl-basic", params={"prompt": "a cat", **params}), "j")
     assert info.value.error.code is ErrorCode.INVALID_INPUT
     assert path in [p.path for p in info.value.error.problems]
+
+
+def test_output_names_and_prompt_batches_are_checked_as_the_worker_checks_them(validator: InputValidator) -> None:
+    ok = _job(
+        template="image/sdxl-basic",
+        params={"prompts": ["a cat", "a dog"], "seeds": [1, 2]},
+        labels={"project": "p1"},
+        output={"name": "projects/{project}/{variation}"},
+    )
+    assert validator.check(ok, "j") == []
+    clash = _job(workflow=SAMPLER, params={"seeds": [3, 4]}, output={"name": "same/{job_id}"})
+    with pytest.raises(InvalidJobError) as info:
+        validator.check(clash, "j")
+    assert [p.path for p in info.value.error.problems] == ["input.output.name"]
+    assert "add {node}" in info.value.error.problems[0].message
+    unknown = _job(template="image/sdxl-basic", params={"prompt": "a cat"}, output={"name": "{project}"})
+    with pytest.raises(InvalidJobError) as info:
+        validator.check(unknown, "j")
+    assert "{project} is not a label" in info.value.error.problems[0].message

@@ -169,9 +169,8 @@ async def test_speech_is_delivered_as_wav_or_flac(fmt: str, mime: str, runtime: 
     job["output"] = {"format": fmt}
     _events, final = await collect(runtime, {"id": f"lib-speech-{fmt}", "input": job})
     (audio,) = result_of(final).outputs
-    assert audio.filename is not None and audio.filename.endswith(
-        ".flac"
-    )  # ComfyUI wrote FLAC; the object is converted
+    # ComfyUI wrote FLAC; the stored object is converted, and its name says so.
+    assert audio.filename == f"tts_00001_.{fmt}"
     assert audio.mime == mime and audio.s3_uri is not None and audio.s3_uri.endswith(f".{fmt}")
     assert audio.duration_s is not None and audio.duration_s > 1
 

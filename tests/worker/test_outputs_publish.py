@@ -182,3 +182,53 @@ async def test_end_to_end_against_moto(dirs: ComfyDirs, moto_endpoint: str, s3_b
     assert (response.status_code, response.content) == (200, data)
     committed = await publisher.commit(JobResult(job_id=JOB, outputs=[item]))
     assert await stored_result(store, JOB) == committed
+
+
+async def test_named_keys_that_collide_at_upload_fail_the_job_as_invalid_input(dirs: ComfyDirs) -> None:
+    from handlers.contract import ErrorCode
+    from handlers.worker._storage import OutputNameCollision
+    from handlers.workflow import BoundWorkflow, output_namer
+
+    _png(dirs.output / "probe" / "a_00001_.png", (8, 8))
+    _png(dirs.output / "probe" / "a_00002_.png", (8, 8))
+    bound = BoundWorkflow(graph={"9": {"class_type": "SaveImage", "inputs": {}}})
+    namer = output_namer("named/{node}", bound, job_id=JOB, labels={}, output_nodes=["9"])
+    store = MemoryOutputStore(prefix="out")
+    publisher = OutputPublisher(store, JOB, dirs, namer=namer)
+    with pytest.raises(OutputNameCollision) as caught:
+        await publisher.publish_node("9", ui_images("a_00001_.png", "a_00002_.png"))
+    assert list(store.objects) == ["out/named/9.png"]  # the first kept its key; the second overwrote nothing
+    error = caught.value.to_job_error(JOB)
+    assert (error.code, error.retryable, error.problems[0].path) == (
+        ErrorCode.INVALID_INPUT,
+        False,
+        "input.output.name",
+    )
+    # A name can never take the manifest's key.
+    manifest = output_namer("{job_id}/manifest.{ext}", bound, job_id=JOB, labels={}, output_nodes=["9"])
+    (dirs.output / "probe" / "m.json").write_text("{}")
+    publisher = OutputPublisher(MemoryOutputStore(), JOB, dirs, namer=manifest)
+    with pytest.raises(OutputNameCollision, match="manifest"):
+        await publisher.publish_node("9", {"files": [{"filename": "m.json", "subfolder": "probe", "type": "output"}]})
+
+
+async def test_png_asked_as_png_keeps_comfyuis_metadata_and_stripping_drops_it(dirs: ComfyDirs) -> None:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("prompt", '{"3": {}}')
+    Image.new("RGB", (8, 8), "red").save(dirs.output / "k.png", pnginfo=info)
+    store = MemoryOutputStore()
+    kept = OutputPublisher(store, JOB, dirs, OutputOptions(format=OutputFormat.PNG), work_dir=dirs.temp)
+    (item,) = await kept.publish_node("1", ui_images("k.png", subfolder=""))
+    with Image.open(io.BytesIO(store.objects[f"{JOB}/1/k.png"])) as image:
+        assert image.text == {"prompt": '{"3": {}}'}
+    options = OutputOptions(format=OutputFormat.PNG, strip_metadata=True)
+    stripped = OutputPublisher(store, "job-78", dirs, options, work_dir=dirs.temp)
+    (item,) = await stripped.publish_node("1", ui_images("k.png", subfolder=""))
+    data = store.objects["job-78/1/k.png"]
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.text == {}
+    assert item.sha256 == hashlib.sha256(data).hexdigest() and item.bytes == len(data)
+    assert sorted(p.name for p in dirs.temp.iterdir()) == []  # the stripped copy is removed after upload
+    assert (dirs.output / "k.png").exists()  # the original is the job's cleanup's, not the publisher's
