@@ -27,7 +27,10 @@ LOCK = REPO / "worker_image" / "lock.json"
 @pytest.fixture(scope="module")
 def comfy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Comfy]:
     root = tmp_path_factory.mktemp("comfy")
-    with serve_comfy(root / "data", make_models(root / "models")) as served:
+    models = make_models(root / "models")
+    (models / "loras").mkdir(parents=True, exist_ok=True)
+    (models / "loras" / "style_v1.safetensors").write_bytes(b"")  # any LoRA file will do
+    with serve_comfy(root / "data", models) as served:
         yield served
 
 
@@ -193,7 +196,7 @@ async def test_the_result_and_manifest_say_how_it_was_made(
     runtime: WorkerRuntime, moto_endpoint: str, s3_bucket: str
 ) -> None:
     job = {
-        **sdxl(prompt="a lighthouse", seed=7, loras=[{"name": "ava_sdxl_v1.safetensors", "strength": 0.6}]),
+        **sdxl(prompt="a lighthouse", seed=7, loras=[{"name": "style_v1.safetensors", "strength": 0.6}]),
         "labels": {"project": "p1"},
     }
     _events, final = await collect(runtime, {"id": "made-1", "input": job})
@@ -203,9 +206,9 @@ async def test_the_result_and_manifest_say_how_it_was_made(
     assert (made.template, made.character, made.workflow) == ("image/sdxl-basic", None, "template")
     assert made.params["prompt"] == "a lighthouse" and made.params["seed"] == 7
     assert made.params["negative"] == "blurry, low quality, watermark"  # the template's default, as bound
-    assert made.edits == {"loras": [{"name": "ava_sdxl_v1.safetensors", "strength": 0.6}]}
+    assert made.edits == {"loras": [{"name": "style_v1.safetensors", "strength": 0.6}]}
     assert made.labels == {"project": "p1"}
-    assert [(lora.name, lora.strength_model) for lora in made.loras] == [("ava_sdxl_v1.safetensors", 0.6)]
+    assert [(lora.name, lora.strength_model) for lora in made.loras] == [("style_v1.safetensors", 0.6)]
     lock = load_lock(LOCK)
     checkpoint = next(m for m in made.models if m.file == "sd_xl_base_1.0.safetensors")
     assert checkpoint.sha256 == next(m.sha256 for m in lock.models if m.file == checkpoint.file)
