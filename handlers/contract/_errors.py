@@ -14,6 +14,7 @@ from pydantic import Field, JsonValue, model_validator
 
 from handlers.contract._common import StrictModel
 from handlers.contract._problems import Problem
+from handlers.contract._qa import JobQa
 
 __all__ = ["RETRYABLE_CODES", "CodedError", "ErrorCode", "ExecutionFailure", "JobError", "NodeError", "summarize"]
 
@@ -45,6 +46,8 @@ class ErrorCode(StrEnum):
     """The caller (or RunPod) cancelled the job."""
     UPLOAD_FAILED = "upload_failed"
     """Outputs could not be stored in S3: a retry may help."""
+    QA_FAILED = "qa_failed"
+    """Outputs failed the automated checks under policy fail (or retry, out of attempts); ``qa`` names them."""
     OUTPUT_TOO_LARGE = "output_too_large"
     """Outputs cannot be returned within RunPod's payload limits and no bucket was given: never retry as is."""
     SUBMIT_FAILED = "submit_failed"
@@ -115,6 +118,8 @@ class JobError(StrictModel):
     """For ``workflow_invalid``: every node input that failed validation."""
     execution: ExecutionFailure | None = None
     """For ``execution_failed``: the node that raised."""
+    qa: JobQa | None = None
+    """For ``qa_failed``: every attempt, and each failed output with the checks it failed."""
 
     @model_validator(mode="before")
     @classmethod

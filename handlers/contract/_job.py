@@ -32,6 +32,7 @@ from handlers.contract._common import (
 )
 from handlers.contract._dataset import Dataset
 from handlers.contract._output_name import NamePattern
+from handlers.contract._qa import PreviewOptions, QaOptions
 
 __all__ = [
     "MAX_GRAPH_NODES",
@@ -232,6 +233,7 @@ class OutputOptions(StrictModel):
         default=False,
         description="drop the workflow ComfyUI writes into files (PNG/WebP images, FLAC audio) for public delivery",
     )
+    previews: PreviewOptions = Field(default_factory=PreviewOptions)
 
     @field_validator("name")
     @classmethod
@@ -303,6 +305,9 @@ class JobInput(StrictModel):
         default=None,
         pattern=NAME_PATTERN,
         description="LoRA training: register the trained LoRA into this character's pack (returned with the result)",
+    )
+    qa: QaOptions | None = Field(
+        default=None, description="automated output checks; default: the template's, else report"
     )
 
     @field_validator("workflow", "params", "overrides", "media", "images", mode="before")

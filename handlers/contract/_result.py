@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import Field, JsonValue
 
 from handlers.contract._common import StrictModel
+from handlers.contract._qa import JobQa, OutputQa, OutputRole
 
 __all__ = [
     "ComfyUIUsed",
@@ -66,6 +67,9 @@ class OutputItem(StrictModel):
     text: str | None = None
     base64: str | None = Field(default=None, description="inline content when under output.inline_base64_max_bytes")
     variation: Variation | None = Field(default=None, description="the prompt and seed that made it, in a batch")
+    qa: OutputQa | None = Field(default=None, description="automated quality checks (input.qa)")
+    role: OutputRole | None = Field(default=None, description="thumbnail, poster, preview or waveform of a source")
+    derived_from: str | None = Field(default=None, description="the sha256 of the output this one was made from")
 
 
 class SeedUsed(StrictModel):
@@ -175,6 +179,7 @@ class JobResult(StrictModel):
     warnings: list[str] = Field(default_factory=list)
     registered: RegisteredLora | None = Field(default=None, description="the trained LoRA's pack entry (register_as)")
     manifest_uri: str | None = Field(default=None, description="s3://…/manifest.json, written last (commit marker)")
+    qa: JobQa | None = Field(default=None, description="the job's QA verdict and every attempt's")
     input_digest: str | None = Field(
         default=None, description="sha256 of the job's input: a job id reused for another input is a conflict"
     )

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from handlers.contract import JobResult, OutputItem, OutputKind, OutputOptions, Variation
+from handlers.contract import JobResult, OutputItem, OutputKind, OutputOptions, OutputRole, Variation
 from handlers.worker._media import SNIFF_BYTES, mime_for_extension, sniff
 from handlers.worker._outputs import (
     ComfyDirs,
@@ -86,6 +86,8 @@ class OutputPublisher:
         self._keys: dict[str, tuple[str, str, str, str]] = {}
         self._variation_of = variation_of
         self.items: list[OutputItem] = []
+        #: sha256 of a published file -> the file ComfyUI wrote, for QA and previews while the job runs.
+        self.paths: dict[str, Path] = {}
 
     async def publish_node(
         self, node_id: str, ui: dict[str, Any], node_title: str | None = None, *, keep_temp: bool = False
@@ -209,6 +211,7 @@ class OutputPublisher:
             if converted is not None:
                 with contextlib.suppress(OSError):
                     converted.unlink()
+        self.paths[meta.sha256] = path
         return OutputItem(
             node_id=ref.node_id,
             node_title=ref.node_title,
@@ -226,6 +229,33 @@ class OutputPublisher:
             base64=inline,
             variation=self._variation_of(ref.node_id) if self._variation_of is not None else None,
         )
+
+    async def publish_derived(self, source: OutputItem, path: Path, role: OutputRole) -> OutputItem:
+        """Upload a file made from ``source`` (a thumbnail, a poster...) beside it, linked by ``derived_from``."""
+        content_type = await asyncio.to_thread(_content_type, path)
+        stored = await self.store.upload(
+            self.job_id, source.node_id, path, filename=path.name, content_type=content_type
+        )
+        meta = await asyncio.to_thread(describe_file, path)
+        url = await self.store.presign(stored, self.options.presign_seconds) if stored.uri else None
+        item = OutputItem(
+            node_id=source.node_id,
+            node_title=source.node_title,
+            kind=OutputKind.ANIMATED if (meta.frames or 1) > 1 else OutputKind.IMAGE,
+            filename=path.name,
+            mime=meta.mime,
+            bytes=meta.bytes,
+            sha256=meta.sha256,
+            width=meta.width,
+            height=meta.height,
+            s3_uri=stored.uri,
+            url=url,
+            base64=stored.inline,
+            role=role,
+            derived_from=source.sha256,
+        )
+        self.items.append(item)
+        return item
 
     async def commit(self, result: JobResult) -> JobResult:
         """Write ``manifest.json`` (the commit marker) with the finished result; returns it with ``manifest_uri``."""

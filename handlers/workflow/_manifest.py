@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from handlers.contract import QaOptions
 from handlers.workflow._coerce import (
     RANDOM_SEED,
     SEED_MAX,
@@ -228,6 +229,7 @@ class TemplateManifest(_Model):
     params: list[TemplateParam] = Field(default_factory=list)
     models: list[ModelFile] = Field(default_factory=list)
     custom_nodes: list[CustomNode] = Field(default_factory=list)
+    qa: QaOptions | None = Field(default=None, description="the QA policy and thresholds of jobs that give none")
     placeholders: dict[Annotated[str, StringConstraints(min_length=3, max_length=128)], str] = Field(
         default_factory=dict,
         description="the graph's own placeholder strings (e.g. '__CHORUS_PROMPT__') -> the parameter each stands for; "
