@@ -33,12 +33,17 @@ from handlers.contract import (
     GraphFormat,
     JobError,
     JobInput,
+    JobQa,
     JobResult,
     OutputItem,
     OutputOptions,
     OutputReadyEvent,
     Problem,
     ProgressEvent,
+    QaAttempt,
+    QaOptions,
+    QaPolicy,
+    QaVerdict,
     input_digest,
     is_job_id,
 )
@@ -87,6 +92,7 @@ from handlers.worker.comfy import (
     Succeeded,
     prompt_id_for,
 )
+from handlers.worker.qa import JobQaRun, attempt_verdict, qa_error, reseeded
 from handlers.workflow import (
     RESULT_PREVIEWS,
     BoundWorkflow,
@@ -405,6 +411,8 @@ class _JobRun:
     vram_freed: bool = False
     oom_retries: int = 0
     outputs_seen: int = 0
+    template_qa: QaOptions | None = None
+    qa_run: JobQaRun | None = None
 
     def __post_init__(self) -> None:
         self.throttle = ProgressThrottle(self.runtime.config.progress_interval_ms)
@@ -587,6 +595,7 @@ class _JobRun:
             template = await asyncio.to_thread(load_template, self.config.workflows_dir, job.template, job.character)
             self.manifest = template.manifest
             params = job_params(job, self.job_id)
+            self.template_qa = template.manifest.qa if template.manifest is not None else None
             return resolve_template(template, params, job.overrides, media_names=names, catalogue=catalogue)
         assert job.workflow is not None
         graph: Mapping[str, Any] = job.workflow
@@ -638,19 +647,51 @@ class _JobRun:
                     variation_of=bound.variation,
                 )
                 uploads = self.runtime.uploads(self.now_ms)
-                try:
-                    await self._follow(
+                qa_options = self.job.qa or self.template_qa or QaOptions()
+                attempts: list[QaAttempt] = []
+                while True:
+                    first = len(publisher.items)
+                    self.qa_run = JobQaRun(
+                        qa_options,
+                        self.job.output.previews,
                         graph,
-                        report.output_nodes,
-                        publisher=publisher,
-                        folders=folders,
-                        uploads=uploads,
-                        deadline=deadline,
+                        paths=publisher.paths,
+                        publish=publisher.publish_derived,
+                        announce=self._announce,
+                        work_dir=folders.scratch,
                     )
-                finally:
-                    await uploads.cancel()
-                if self.replay is not None:
-                    return None
+                    try:
+                        await self._follow(
+                            graph,
+                            report.output_nodes,
+                            publisher=publisher,
+                            folders=folders,
+                            uploads=uploads,
+                            deadline=deadline,
+                        )
+                    finally:
+                        await uploads.cancel()
+                        if self.replay is not None:
+                            self.qa_run.cancel()
+                    if self.replay is not None:
+                        return None
+                    # QA ran beside the uploads; its verdicts are in once the last check is.
+                    publisher.items[first:] = await self.qa_run.verdicts(publisher.items[first:])
+                    self.warnings.extend(self.qa_run.warnings)
+                    if not qa_options.enabled:
+                        break
+                    attempts.append(attempt_verdict(len(attempts) + 1, publisher.items[first:], bound.seeds))
+                    if attempts[-1].verdict is not QaVerdict.FAIL or qa_options.policy is QaPolicy.REPORT:
+                        break
+                    again = reseeded(bound) if qa_options.policy is QaPolicy.RETRY else None
+                    if again is None or len(attempts) > qa_options.max_retries:
+                        raise _Fail(
+                            qa_error(JobQa(verdict=QaVerdict.FAIL, policy=qa_options.policy, attempts=attempts))
+                        )
+                    logger.info("outputs failed QA (attempt %d): running again with new seeds", len(attempts))
+                    bound = again
+                    self.prompt_id = prompt_id_for(f"{self.job_id}-qa{len(attempts)}")
+                    graph = prepare_run(bound, job_id=self.job_id, attempt=uuid.uuid4().hex[:8], staged=staged)
                 timings = result_timings(
                     started=self.started_ms,
                     stage=stage,
@@ -664,7 +705,7 @@ class _JobRun:
                 result = assemble_result(
                     job_id=self.job_id,
                     prompt_id=self.prompt_id,
-                    outputs=list(publisher.items),
+                    outputs=list(publisher.items[first:]),
                     seeds=bound.seeds,
                     timings=timings,
                     warnings=self.warnings,
@@ -681,6 +722,9 @@ class _JobRun:
                     lock_path=self.config.lock_file,
                 )
                 result = result.model_copy(update={"provenance": made})
+                if attempts:
+                    qa = JobQa(verdict=attempts[-1].verdict, policy=qa_options.policy, attempts=attempts)
+                    result = result.model_copy(update={"qa": qa})
                 # Every file is stored: the local copies go while the manifest is written (job_files and the
                 # finally below find nothing left to do).
                 cleanup = asyncio.create_task(asyncio.to_thread(_clean_now, files, leftovers))
@@ -928,7 +972,12 @@ class _JobRun:
         await folders.bring_outputs(event.node, event.ui, include_temp=keep_temp)
         items = await publisher.publish_node(event.node, dict(event.ui), event.title, keep_temp=keep_temp)
         for item in items:
-            self.emit(_output_event(self.job_id, self.prompt_id, item, self.elapsed_ms()))
+            self._announce(item)
+        if self.qa_run is not None:
+            await self.qa_run.stored(items)
+
+    def _announce(self, item: OutputItem) -> None:
+        self.emit(_output_event(self.job_id, self.prompt_id, item, self.elapsed_ms()))
 
 
 class _Fail(Exception):

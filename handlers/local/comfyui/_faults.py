@@ -24,6 +24,8 @@ class Faults:
       emulator runs as its own process.
     * ``hold_at``: that node waits, after its ``executing`` message, until ``POST /_emulator/release`` or an
       interrupt: lets a test interrupt or inspect a prompt at a known point without racing it.
+    * ``black_at``: that node's IMAGE outputs come out all black (the NaN / fp16 VAE failure), for the next
+      ``black_times`` runs of it (then it works again: what a QA retry with a new seed needs).
     * ``ws_drop_after``: every WebSocket is closed by the server after it has been sent this many messages.
     * ``history_delay_seconds`` / ``history_delay_calls``: ``/history`` answers ``{}`` for a finished prompt until
       that many seconds have passed since it finished / for that many requests about it.
@@ -35,6 +37,8 @@ class Faults:
     exit_at: str | None = None
     exit_code: int = 1
     hold_at: str | None = None
+    black_at: str | None = None
+    black_times: int = 1
     ws_drop_after: int | None = None
     history_delay_seconds: float = 0.0
     history_delay_calls: int = 0
@@ -109,6 +113,8 @@ _CHECKS = {
     "exit_at": _selector,
     "exit_code": _exit_code,
     "hold_at": _selector,
+    "black_at": _selector,
+    "black_times": _count,
     "ws_drop_after": _count,
     "history_delay_seconds": _seconds,
     "history_delay_calls": _count,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -33,7 +33,7 @@ def thumbnail(image: Image.Image, long_side: int) -> Image.Image:
     return small
 
 
-def waveform(samples: np.ndarray, size: tuple[int, int] = _WAVE_SIZE) -> Image.Image:  # type: ignore[type-arg]
+def waveform(samples: np.ndarray[Any, Any], size: tuple[int, int] = _WAVE_SIZE) -> Image.Image:
     """Min/max per column, drawn as vertical bars: the shape a player shows."""
     width, height = size
     image = Image.new("RGB", size, _WAVE_BG)

@@ -110,22 +110,23 @@ def check_video(video: VideoFrames, expected: Expected | None, th: QaThresholds)
         )
     else:
         checks.append(skipped("size", "the graph does not say what size it makes"))
-    for name, got, asked in (
+    measured: list[tuple[str, float | None, float | None]] = [
         ("frames", float(video.frames), float(exp.frames) if exp.frames else None),
         ("fps", video.fps, exp.fps),
         ("duration", video.duration_s, exp.duration_s),
-    ):
+    ]
+    for name, got, asked in measured:
         if got is None or asked is None:
             checks.append(skipped(name, "not known for this graph"))
             continue
-        off = _relative(got, asked)
+        diff = _relative(got, asked)
         checks.append(
             QaCheck(
                 name=name,
-                verdict=QaVerdict.PASS if off <= th.duration_tolerance else QaVerdict.FAIL,
+                verdict=QaVerdict.PASS if diff <= th.duration_tolerance else QaVerdict.FAIL,
                 score=round(got, 3),
                 limit=asked,
-                message=None if off <= th.duration_tolerance else f"{got:g}, asked {asked:g}",
+                message=None if diff <= th.duration_tolerance else f"{got:g}, asked {asked:g}",
             )
         )
     if video.changes:
