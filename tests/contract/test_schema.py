@@ -37,8 +37,10 @@ def test_schema_changes_with_the_model() -> None:
         "presign_seconds",
         "inline_base64_max_bytes",
         "name",
+        "previews",
         "strip_metadata",
     }
+    assert set(defs["QaOptions"]["properties"]) == {"enabled", "policy", "max_retries", "thresholds"}
     assert set(defs["MediaItem"]["properties"]) == {"name", "url", "base64", "s3", "mime"}
 
 

@@ -350,3 +350,8 @@ def _connected(runpod: Emulator, worker: RelayWorker) -> bool:
     if worker.process.poll() is not None:
         raise AssertionError(f"worker exited with {worker.process.returncode}:\n{worker.output()}")
     return bool(runpod.admin("workers")["workers"])
+
+
+def made(result: JobResult) -> list[Any]:
+    """The outputs the graph made: without the thumbnails, posters and waveforms derived from them."""
+    return [o for o in result.outputs if o.role is None]

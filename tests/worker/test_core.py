@@ -33,6 +33,7 @@ from tests.worker._relay import (
     Comfy,
     collect,
     load_image_graph,
+    made,
     make_models,
     mixed_graph,
     result_of,
@@ -111,7 +112,7 @@ async def test_outputs_of_four_kinds_are_stored_described_and_removed_locally(
 ) -> None:
     events, final = await collect(runtime, {"id": "mixed-1", "input": {"workflow": mixed_graph()}})
     result = result_of(final)
-    by_kind = {o.kind: o for o in result.outputs}
+    by_kind = {o.kind: o for o in made(result)}
     assert set(by_kind) == {OutputKind.IMAGE, OutputKind.ANIMATED, OutputKind.AUDIO, OutputKind.TEXT}
     assert by_kind[OutputKind.TEXT].text == "hello from the relay" and by_kind[OutputKind.TEXT].node_title == "Caption"
     image = by_kind[OutputKind.IMAGE]
@@ -150,9 +151,9 @@ async def test_a_seed_batch_is_one_prompt_with_an_image_per_seed(runtime: Worker
     }
     _events, final = await collect(runtime, {"id": "batch-1", "input": job})
     result = result_of(final)
-    assert [o.kind for o in result.outputs] == [OutputKind.IMAGE, OutputKind.IMAGE]
-    assert sorted(o.node_id for o in result.outputs) == ["2:9", "9"]
-    assert len({o.sha256 for o in result.outputs}) == 2  # two seeds, two different images
+    assert [o.kind for o in made(result)] == [OutputKind.IMAGE, OutputKind.IMAGE]
+    assert sorted(o.node_id for o in made(result)) == ["2:9", "9"]
+    assert len({o.sha256 for o in made(result)}) == 2  # two seeds, two different images
     # Seeds per variant: variant 1's sampler keeps its id, variant 2's is its copy.
     assert [(s.node_id, s.value) for s in result.seeds] == [("3", 1), ("2:3", 2)]
     graph = history(comfy, result.prompt_id or "")["prompt"][2]
@@ -167,7 +168,7 @@ async def test_aspect_ratio_changes_the_output_size(runtime: WorkerRuntime) -> N
         "params": {"prompt": "a lighthouse", "steps": 1, "aspect_ratio": "2:1", "megapixels": 0.01},
     }
     _events, final = await collect(runtime, {"id": "wide-1", "input": job})
-    (output,) = result_of(final).outputs
+    (output,) = made(result_of(final))
     assert (output.width, output.height) == (128, 64)
 
 
@@ -205,7 +206,7 @@ async def test_a_ui_workflow_is_converted_with_the_live_catalogue(runtime: Worke
     }
     _events, final = await collect(runtime, {"id": "ui-1", "input": {"workflow": ui}})
     result = result_of(final)
-    assert [(o.node_id, o.width, o.height) for o in result.outputs] == [("2", 40, 30)]
+    assert [(o.node_id, o.width, o.height) for o in made(result)] == [("2", 40, 30)]
 
 
 async def test_media_is_staged_in_the_job_folder_and_parameters_renamed(runtime: WorkerRuntime, comfy: Comfy) -> None:
@@ -217,7 +218,7 @@ async def test_media_is_staged_in_the_job_folder_and_parameters_renamed(runtime:
     }
     _events, final = await collect(runtime, {"id": "media-1", "input": job})
     result = result_of(final)
-    assert [(o.width, o.height) for o in result.outputs] == [(12, 10)]
+    assert [(o.width, o.height) for o in made(result)] == [(12, 10)]
     graph = history(comfy, result.prompt_id or "")["prompt"][2]
     assert graph["1"]["inputs"]["image"] == "media-1/face.png"
     assert leftovers(comfy) == []  # the staged input went with the job
@@ -239,7 +240,7 @@ async def test_only_file_inputs_bind_to_media(runtime: WorkerRuntime, comfy: Com
     sent = history(comfy, result.prompt_id or "")["prompt"][2]
     assert sent["1"]["inputs"]["image"] == "media-2/face.png"
     assert sent["7"]["inputs"]["value"] == "face.png"
-    assert [o.text for o in result.outputs if o.text is not None] == ["face.png"]
+    assert [o.text for o in made(result) if o.text is not None] == ["face.png"]
 
 
 # ---------------------------------------------------------------------------------------------------- failures
@@ -284,7 +285,7 @@ async def test_a_dropped_websocket_does_not_lose_the_job(runtime: WorkerRuntime,
     faults(comfy, ws_drop_after=6)
     _events, final = await collect(runtime, {"id": "drop-1", "input": {"workflow": sampler_graph(steps=4, seed=2004)}})
     result = result_of(final)
-    assert [o.kind for o in result.outputs] == [OutputKind.IMAGE]
+    assert [o.kind for o in made(result)] == [OutputKind.IMAGE]
     # The socket really was dropped during the job (and the client reconnects on its own).
     await wait_until(lambda: runtime.comfy.socket_connects >= 2, "the WebSocket to reconnect")
 
@@ -356,7 +357,7 @@ async def test_a_retry_adopts_the_prompt_its_first_attempt_left_running(runtime:
         core_logger.removeHandler(watch)
         core_logger.setLevel(level)
     result = result_of(final)
-    assert [o.kind for o in result.outputs] == [OutputKind.IMAGE] and result.prompt_id == prompt_id
+    assert [o.kind for o in made(result)] == [OutputKind.IMAGE] and result.prompt_id == prompt_id
     starts = [m for m in history(comfy, prompt_id)["status"]["messages"] if m[0] == "execution_start"]
     assert len(starts) == 1  # one run: adopted, not queued again
     assert leftovers(comfy) == []
@@ -413,7 +414,7 @@ async def test_s3_throttling_is_retried(
         await rt.aclose()
     result = result_of(final)
     assert fault_proxy.state.failed == 2
-    assert len([o for o in result.outputs if o.s3_uri]) == 3
+    assert len([o for o in made(result) if o.s3_uri]) == 3
     assert "jobs/slow-1/manifest.json" in s3_keys(moto_endpoint, s3_bucket)
 
 
@@ -450,7 +451,7 @@ async def test_a_retry_after_a_failed_upload_runs_the_prompt_again(
     finally:
         await rt.aclose()
     result = result_of(second)
-    assert len([o for o in result.outputs if o.s3_uri]) == 3
+    assert len([o for o in made(result) if o.s3_uri]) == 3
     assert "jobs/retry-1/manifest.json" in s3_keys(moto_endpoint, s3_bucket)
     assert leftovers(comfy) == []
 
@@ -529,7 +530,7 @@ async def test_without_shared_folders_media_is_uploaded_and_outputs_read_through
     finally:
         await rt.aclose()
     result = result_of(final)
-    (item,) = result.outputs
+    (item,) = made(result)
     assert (item.width, item.height) == (9, 7)
     with Image.open(io.BytesIO(s3_object(moto_endpoint, s3_bucket, f"jobs/remote-1/3/{item.filename}"))) as image:
         assert image.getpixel((0, 0)) == (55, 255, 255)  # inverted red
@@ -576,7 +577,7 @@ async def test_a_dead_webhook_never_blocks_the_job(comfy: Comfy, moto_endpoint: 
         )
     finally:
         await rt.aclose()
-    assert len(result_of(final).outputs) == 4
+    assert len(made(result_of(final))) == 4
 
 
 async def test_a_webhook_to_a_name_resolving_to_loopback_is_refused(runtime: WorkerRuntime) -> None:

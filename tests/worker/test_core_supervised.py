@@ -14,7 +14,7 @@ import pytest
 
 from handlers.contract import ErrorCode, OutputKind
 from handlers.worker import ComfyProcess, MediaFetcher, MediaLimits, S3OutputStore, WorkerConfig, WorkerRuntime
-from tests.worker._relay import WORKFLOWS, collect, free_port, make_models, mixed_graph, result_of, sampler_graph
+from tests.worker._relay import WORKFLOWS, collect, free_port, made, make_models, mixed_graph, result_of, sampler_graph
 from tests.worker.conftest import make_s3_client
 
 
@@ -79,7 +79,7 @@ async def test_comfyui_is_started_restarted_after_a_crash_and_warmed_up_each_tim
     assert runtime.process is not None and not runtime.process.alive()
 
     _events, final = await collect(runtime, {"id": "sup-1", "input": {"workflow": sampler_graph()}})
-    assert [o.kind for o in result_of(final).outputs] == [OutputKind.IMAGE]
+    assert [o.kind for o in made(result_of(final))] == [OutputKind.IMAGE]
     assert runtime.process.alive() and runtime.process.generation == 1
     prompts = httpx.get(url + "/history").json()
     assert sum(1 for entry in prompts.values() if entry["prompt"][1].startswith("warmup-")) == 1
@@ -93,7 +93,7 @@ async def test_comfyui_is_started_restarted_after_a_crash_and_warmed_up_each_tim
 
     # The next job restarts ComfyUI (fresh process: no faults), warms it up again and succeeds.
     _events, final = await collect(runtime, {"id": "sup-3", "input": {"workflow": sampler_graph(steps=2)}})
-    assert [o.kind for o in result_of(final).outputs] == [OutputKind.IMAGE]
+    assert [o.kind for o in made(result_of(final))] == [OutputKind.IMAGE]
     assert (runtime.process.generation, runtime.process.restarts) == (2, 1)
     prompts = httpx.get(url + "/history").json()
     assert sum(1 for entry in prompts.values() if entry["prompt"][1].startswith("warmup-")) == 1

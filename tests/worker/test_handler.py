@@ -18,7 +18,7 @@ from handlers.worker import WorkerRuntime, make_handler, make_stream_handler
 from handlers.worker._events import MAX_STREAM_CHUNK_BYTES
 from handlers.worker._handler import fit_error_details
 from tests.conftest import REPO
-from tests.worker._relay import Comfy, make_models, mixed_graph, runtime_for, sampler_graph, serve_comfy
+from tests.worker._relay import Comfy, made, make_models, mixed_graph, runtime_for, sampler_graph, serve_comfy
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +44,8 @@ async def test_result_mode_reports_progress_and_returns_the_result(runtime: Work
     }
     payload = await handler(job)
     result = JobResult.model_validate(payload)
-    assert result.job_id == "h-1" and len(result.outputs) == 4
-    files = [o for o in result.outputs if o.s3_uri]
+    assert result.job_id == "h-1" and len(made(result)) == 4
+    files = [o for o in made(result) if o.s3_uri]
     assert files and all(o.base64 is not None and len(base64.b64decode(o.base64)) == o.bytes for o in files)
     kinds = [update["type"] for _job, update in reported]
     assert "progress" in kinds and kinds.count("output") == 4
@@ -73,7 +73,7 @@ async def test_stream_mode_yields_events_then_the_result(runtime: WorkerRuntime)
     assert all(len(json.dumps(c).encode()) <= MAX_STREAM_CHUNK_BYTES for c in chunks)
     *events, last = chunks
     result = JobResult.model_validate(last)
-    assert len(result.outputs) == 4
+    assert len(made(result)) == 4
     assert {e["type"] for e in events} == {"progress", "output"}
     outputs = [e["output"] for e in events if e["type"] == "output"]
     assert sorted(o["node_id"] for o in outputs) == sorted(o.node_id for o in result.outputs)

@@ -25,6 +25,7 @@ from tests.worker._relay import (
     AssetServer,
     Comfy,
     collect,
+    made,
     pack_assets_for,
     result_of,
     runtime_for,
@@ -121,7 +122,7 @@ async def test_template_runs_end_to_end(name: str, runtime: WorkerRuntime, comfy
     result = result_of(final)
 
     by_kind: dict[OutputKind, list[Any]] = {}
-    for output in result.outputs:
+    for output in made(result):
         by_kind.setdefault(output.kind, []).append(output)
     assert {kind: len(items) for kind, items in by_kind.items()} == {k: v[0] for k, v in expected.outputs.items()}
     for kind, (_count, width, height) in expected.outputs.items():
@@ -155,7 +156,7 @@ async def test_long_speech_is_generated_chunk_by_chunk_into_one_audio(runtime: W
     short = job["params"]["voice_transcript"]
     job["params"]["text"] = " ".join([short] * 12)  # 12 x 62 characters: four chunks of at most 200
     events, final = await collect(runtime, {"id": "lib-long-speech", "input": job})
-    (audio,) = result_of(final).outputs
+    (audio,) = made(result_of(final))
     assert audio.kind is OutputKind.AUDIO and audio.mime == "audio/flac"
     steps = [(e.step, e.step_max) for e in events if isinstance(e, ProgressEvent) and e.step is not None]
     assert steps[-1] == (4, 4) and {m for _, m in steps} == {4}
@@ -168,7 +169,7 @@ async def test_speech_is_delivered_as_wav_or_flac(fmt: str, mime: str, runtime: 
     job = sample_job(load_template(WORKFLOWS, "audio/f5-tts"))
     job["output"] = {"format": fmt}
     _events, final = await collect(runtime, {"id": f"lib-speech-{fmt}", "input": job})
-    (audio,) = result_of(final).outputs
+    (audio,) = made(result_of(final))
     # ComfyUI wrote FLAC; the stored object is converted, and its name says so.
     assert audio.filename == f"tts_00001_.{fmt}"
     assert audio.mime == mime and audio.s3_uri is not None and audio.s3_uri.endswith(f".{fmt}")
@@ -193,7 +194,7 @@ async def test_a_character_supplies_its_voice_references_and_trigger_word(
     job_id = f"lib-mira-{name.replace('/', '-')}"
     _events, final = await collect(runtime, {"id": job_id, "input": job})
     result = result_of(final)
-    assert [o.kind for o in result.outputs if o.kind is not OutputKind.MODEL] == [kind] * count
+    assert [o.kind for o in made(result) if o.kind is not OutputKind.MODEL] == [kind] * count
     graph = history_prompt(comfy, result.prompt_id)
     values = {v for node in graph.values() for v in node["inputs"].values() if isinstance(v, str)}
     if name == "audio/f5-tts":

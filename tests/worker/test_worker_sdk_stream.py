@@ -13,6 +13,7 @@ from tests.local.runpod.conftest import Emulator, wait_for
 from tests.worker._relay import (
     Comfy,
     RelayWorker,
+    made,
     make_models,
     mixed_graph,
     serve_comfy,
@@ -47,7 +48,7 @@ def test_events_stream_as_they_happen_and_the_result_comes_last(
     chunks: list[dict[str, Any]] = status["output"]
     *events, last = chunks
     result = JobResult.model_validate(last)
-    assert len(result.outputs) == 4 and all(o.url for o in result.outputs if o.kind != "text")
+    assert len(made(result)) == 4 and all(o.url for o in made(result) if o.kind != "text")
     assert {e["type"] for e in events} == {"progress", "output"}
     assert sorted(e["output"]["node_id"] for e in events if e["type"] == "output") == ["2", "4", "6", "8"]
 
