@@ -20,6 +20,7 @@ import httpx
 from pydantic import ValidationError
 
 from handlers.cli._console import JobBars, ProgressView
+from handlers.cli._qa_text import qa_summary
 from handlers.cli._runpod_client import TERMINAL_STATUSES, RunPodApiError, RunPodCli
 from handlers.contract import ErrorCode, JobError, RunPodJobStatus
 
@@ -360,7 +361,8 @@ def print_outputs(out: Console, outputs: list[dict[str, Any]]) -> None:
         size = f"{item['bytes']} bytes" if isinstance(item.get("bytes"), int) else ""
         dims = f"{item['width']}x{item['height']}" if item.get("width") and item.get("height") else ""
         where = item.get("s3_uri") or ("inline" if item.get("base64") else "") or ("text" if item.get("text") else "")
-        details = ", ".join(p for p in (str(item.get("kind", "")), dims, size) if p)
+        role = f"{item['role']} of {str(item.get('derived_from') or '')[:12]}" if item.get("role") else ""
+        details = ", ".join(p for p in (str(item.get("kind", "")), role, dims, size) if p)
         out.print(f"  [{title}] {item.get('filename') or ''} ({details}) {where}", markup=False)
         if item.get("url"):
             out.print(f"      {item['url']}", markup=False, soft_wrap=True)
@@ -376,10 +378,9 @@ def print_outputs(out: Console, outputs: list[dict[str, Any]]) -> None:
 
 
 def _qa_text(qa: Mapping[str, Any]) -> str:
-    verdict = qa.get("verdict")
-    scores = qa.get("scores")
-    shown = ", ".join(f"{k} {v}" for k, v in scores.items()) if isinstance(scores, Mapping) else ""
-    return " - ".join(str(p) for p in (verdict, shown) if p) or "recorded"
+    """``fail - black 0.0, uniform 0.0`` for an output (its failed and warned checks with their scores), and
+    ``pass after 2 attempts (policy retry)`` for a job."""
+    return qa_summary(qa)
 
 
 def progress_text(progress: Mapping[str, Any] | None) -> str:

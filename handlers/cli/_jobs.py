@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from handlers.cli._console import console, error_console
+from handlers.cli._qa_text import qa_summary
 from handlers.cli._run import job_input_arguments
 from handlers.cli._state_dir import add_state_dir_argument, no_stack_message, state_dir
 
@@ -159,7 +160,7 @@ def _enqueue(args: argparse.Namespace) -> int:
 
 
 def record_row(record: Mapping[str, Any]) -> list[str]:
-    """One table row: job, state, attempt, progress, outputs, error."""
+    """One table row: job, state, attempt, progress, outputs, QA, error."""
     progress = record.get("progress") if isinstance(record.get("progress"), Mapping) else None
     shown = ""
     if progress is not None:
@@ -175,6 +176,7 @@ def record_row(record: Mapping[str, Any]) -> list[str]:
         str(record.get("attempt", "")),
         shown,
         str(len(record.get("outputs") or [])),
+        qa_summary(record["qa"]) if isinstance(record.get("qa"), Mapping) else "",
         f"{error.get('code')}: {error.get('message')}" if error else "",
     ]
 
@@ -183,7 +185,7 @@ def _table(records: list[dict[str, Any]]) -> Table:
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(title="job records", expand=False)
-    for column in ("job", "state", "attempt", "progress", "outputs", "error"):
+    for column in ("job", "state", "attempt", "progress", "outputs", "qa", "error"):
         table.add_column(column, overflow="fold")
     for record in records:
         row = record_row(record)

@@ -9,6 +9,7 @@ from pydantic import Field, JsonValue, ValidationError
 
 from handlers.contract._common import OpenModel, StrictModel
 from handlers.contract._errors import ErrorCode, JobError
+from handlers.contract._qa import JobQa
 from handlers.contract._result import JobResult, OutputItem
 from handlers.contract._state import JobState, RunPodStatus, state_for_runpod
 
@@ -47,6 +48,7 @@ class JobRecord(StrictModel):
     outputs: list[OutputItem] = Field(default_factory=list)
     result: dict[str, JsonValue] | None = Field(default=None, description="the JobResult, when it fits the item")
     error: JobError | None = None
+    qa: JobQa | None = Field(default=None, description="the QA verdict and every attempt's (per-output: outputs[].qa)")
     expires_at: int = Field(ge=0, description="DynamoDB TTL: unix seconds")
     version: int = Field(default=0, ge=0)
 

@@ -447,6 +447,8 @@ class JobService:
         self, record: JobRecord, status: RunPodJobStatus, runpod_id: str, error: JobError | None = None
     ) -> JobRecord:
         changes: dict[str, Any] = {"runpod_id": runpod_id, "error": error}
+        if error is not None and error.qa is not None:
+            changes["qa"] = error.qa
         if error is None:
             changes.update(self._success_fields(status))
         written = self._write(record, status.job_state, **changes)
@@ -465,7 +467,7 @@ class JobService:
         # The record keeps where each output is, not its bytes: a worker with no bucket returns them inline, and a
         # DynamoDB item holds 400 KB at most (the result keeps them when it fits).
         outputs = [o.model_copy(update={"base64": None}) if o.base64 else o for o in result.outputs]
-        return {"outputs": outputs, "result": dumped if fits else None}
+        return {"outputs": outputs, "result": dumped if fits else None, "qa": result.qa}
 
     def _notify(self, record: JobRecord) -> None:
         notify = self._notify_settings(record)
