@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from handlers.contract import OutputKind, OutputReadyEvent, ProgressEvent
+from handlers.contract import OutputKind, OutputReadyEvent, ProgressEvent, QaVerdict
 from handlers.local.stack import SAMPLE_DATASET, place_model_files, place_sample_inputs, sample_job
 from handlers.worker import WorkerRuntime
 from handlers.workflow import list_templates, load_template
@@ -134,6 +134,13 @@ async def test_template_runs_end_to_end(name: str, runtime: WorkerRuntime, comfy
                 assert output.height == height, output
     ready = [e for e in events if isinstance(e, OutputReadyEvent)]
     assert len(ready) == len(result.outputs)
+    # Every template's outputs pass the automated checks (size as asked, not blank, not frozen, plausible speech),
+    # and every image, video and audio output has its preview beside it.
+    assert result.qa is not None and result.qa.verdict is not QaVerdict.FAIL, result.qa
+    for output in made(result):
+        if output.kind in (OutputKind.IMAGE, OutputKind.ANIMATED, OutputKind.VIDEO, OutputKind.AUDIO):
+            assert output.qa is not None and output.qa.verdict is not QaVerdict.FAIL, (output.filename, output.qa)
+            assert any(o.derived_from == output.sha256 for o in result.outputs), output.filename
     steps = [e for e in events if isinstance(e, ProgressEvent) and e.step is not None]
     if expected.stepping is not None:
         graph = {**template.graph}
