@@ -11,10 +11,15 @@ import pytest
 from handlers.contract import (
     ErrorCode,
     JobError,
+    JobQa,
     JobState,
     NodeError,
     ProgressEvent,
     ProgressWebhookPayload,
+    QaAttempt,
+    QaFailure,
+    QaPolicy,
+    QaVerdict,
     RunPodStatus,
 )
 from handlers.dispatch._errors import RunPodRateLimited, RunPodUnavailable
@@ -516,3 +521,28 @@ def test_a_reconciler_acting_on_a_stale_index_copy_does_not_resubmit_again() -> 
     assert world.service.reconcile_job(stale_copy) in ("unchanged", "repaired")  # the overlapping one
     assert len(world.runpod.runs) == 2
     assert world.runpod.live("job-1") == [world.record("job-1").runpod_id]
+
+
+def test_the_record_keeps_the_qa_verdict_of_a_result_and_of_a_qa_failed_error() -> None:
+    world = World()
+    world.service.handle_message("m", message("job-1"))
+    output = success_output("job-1")
+    output["qa"] = {"verdict": "warn", "policy": "report", "attempts": [{"attempt": 1, "verdict": "warn"}]}
+    output["outputs"] = [{"node_id": "9", "kind": "image", "qa": {"verdict": "warn", "checks": []}}]
+    record = world.webhook("rp-0", RunPodStatus.COMPLETED, "job-1", output=output)
+    assert record is not None and record.qa is not None and record.qa.verdict is QaVerdict.WARN
+    assert record.outputs[0].qa is not None and record.outputs[0].qa.verdict is QaVerdict.WARN
+
+    world.service.handle_message("m", message("job-2"))
+    qa = JobQa(
+        verdict=QaVerdict.FAIL,
+        policy=QaPolicy.FAIL,
+        attempts=[QaAttempt(attempt=1, verdict=QaVerdict.FAIL, failures=[QaFailure(node_id="9", checks=["black"])])],
+    )
+    error = JobError(code=ErrorCode.QA_FAILED, message="outputs failed the quality checks", qa=qa).to_runpod()
+    record = world.webhook(
+        "rp-1", RunPodStatus.FAILED, "job-2", output={"details": error["details"]}, error=error["error"]
+    )
+    assert record is not None and record.state is JobState.FAILED
+    assert record.error is not None and record.error.code is ErrorCode.QA_FAILED and not record.error.retryable
+    assert record.qa == qa
