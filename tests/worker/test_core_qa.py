@@ -12,7 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from handlers.contract import ErrorCode, OutputReadyEvent, OutputRole, QaPolicy, QaVerdict
+from handlers.contract import ErrorCode, JobResult, OutputReadyEvent, OutputRole, QaPolicy, QaVerdict
 from handlers.worker import WorkerRuntime
 from tests.worker._relay import Comfy, collect, made, make_models, result_of, runtime_for, sampler_graph, serve_comfy
 from tests.worker.conftest import make_s3_client
@@ -72,13 +72,22 @@ async def test_a_good_image_passes_and_gets_a_thumbnail_uploaded_beside_it(
     assert ready == [None, OutputRole.THUMBNAIL]
 
 
-async def test_report_policy_keeps_a_black_image_and_says_it_failed(runtime: WorkerRuntime, comfy: Comfy) -> None:
+async def test_report_policy_keeps_a_black_image_and_says_it_failed(
+    runtime: WorkerRuntime, comfy: Comfy, moto_endpoint: str, s3_bucket: str
+) -> None:
     black_decodes(comfy, 1)
     _, final = await collect(runtime, job("qa-report", 102))
     result = result_of(final)
     (image,) = made(result)
     assert image.qa is not None and {"black", "uniform"} <= set(image.qa.failed())
     assert result.qa is not None and result.qa.verdict is QaVerdict.FAIL and result.qa.policy is QaPolicy.REPORT
+    # The manifest (the stored result) carries the same verdicts.
+    assert result.manifest_uri is not None
+    key = result.manifest_uri.removeprefix(f"s3://{s3_bucket}/")
+    stored = JobResult.model_validate_json(
+        make_s3_client(moto_endpoint).get_object(Bucket=s3_bucket, Key=key)["Body"].read()
+    )
+    assert stored.qa == result.qa and [o.qa for o in stored.outputs] == [o.qa for o in result.outputs]
 
 
 async def test_fail_policy_fails_the_job_with_qa_failed_naming_the_output(runtime: WorkerRuntime, comfy: Comfy) -> None:

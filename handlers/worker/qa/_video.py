@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageSequence
 
 from handlers.contract import OutputQa, QaCheck, QaThresholds, QaVerdict
 from handlers.worker.qa._expect import Expected
 from handlers.worker.qa._image import check_image
 from handlers.worker.qa._verdicts import overall, skipped
 
-__all__ = ["VideoFrames", "check_video", "check_video_file", "decoder_available", "read_video"]
+__all__ = ["VideoFrames", "check_video", "check_video_file", "decoder_available", "read_animated", "read_video"]
 
 _MOTION_SIDE: Final = 64
 
@@ -85,6 +85,31 @@ def read_video(path: Path, *, sample_every_s: float | None = None, sample_for_s:
         out.duration_s = out.frames / out.fps
     elif last_time is not None:
         out.duration_s = last_time
+    return out
+
+
+def read_animated(path: Path) -> VideoFrames:
+    """The frames of an animated WebP/PNG/GIF, read with Pillow, as :func:`read_video` reads a video. Blocking."""
+    out = VideoFrames()
+    previous: np.ndarray[Any, np.dtype[np.float32]] | None = None
+    total_ms = 0
+    with Image.open(path) as img:
+        for frame in ImageSequence.Iterator(img):
+            image = frame.convert("RGB")
+            total_ms += int(frame.info.get("duration") or 0)
+            out.frames += 1
+            if out.first is None:
+                out.first = image
+            out.last = image
+            small = image.convert("L")
+            small.thumbnail((_MOTION_SIDE, _MOTION_SIDE))
+            current = np.asarray(small, dtype=np.float32)
+            if previous is not None and previous.shape == current.shape:
+                out.changes.append(float(np.abs(current - previous).mean()))
+            previous = current
+    if total_ms > 0:
+        out.duration_s = total_ms / 1000
+        out.fps = out.frames / out.duration_s
     return out
 
 

@@ -214,3 +214,17 @@ def test_a_retry_gets_new_seeds_and_a_graph_without_seeds_cannot_retry() -> None
     assert again is not None and again.seeds[0].value == again.graph["3"]["inputs"]["seed"] != 1
     assert graph["3"]["inputs"]["seed"] == 1  # the original is untouched
     assert reseeded(BoundWorkflow(graph=graph)) is None
+
+
+def test_an_animated_webp_is_checked_like_a_video(tmp_path: Path) -> None:
+    still = picture(6, 48, 48)
+    frames = []
+    for n in range(6):  # one pixel differs from frame to frame (identical frames would be merged into one)
+        frame = still.copy()
+        frame.putpixel((n, 0), (255, 255, 255))
+        frames.append(frame)
+    path = tmp_path / "frozen.webp"
+    frames[0].save(path, format="WEBP", save_all=True, append_images=frames[1:], duration=125, lossless=True)
+    qa = check_file(path, OutputKind.ANIMATED, Expected(width=48, height=48, fps=8), TH)
+    assert qa is not None and "frozen" in qa.failed()
+    assert _verdicts(qa)["fps"] is QaVerdict.PASS and _verdicts(qa)["size"] is QaVerdict.PASS
