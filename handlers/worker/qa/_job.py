@@ -27,7 +27,7 @@ from handlers.contract import (
 from handlers.worker.qa._checks import check_file
 from handlers.worker.qa._expect import expected_for
 from handlers.worker.qa._previews import make_previews
-from handlers.worker.qa._verdicts import with_duplicates, worst
+from handlers.worker.qa._verdicts import overall, skipped, with_duplicates, worst
 
 __all__ = ["JobQaRun", "qa_error"]
 
@@ -92,13 +92,22 @@ class JobQaRun:
         results: list[OutputQa | None] = []
         for item in items:
             future = self._checks.get(item.sha256 or "") if item.role is None else None
-            results.append(await future if future is not None else None)
+            results.append(await _outcome(future) if future is not None else None)
         results = with_duplicates(results, self.options.thresholds.duplicate_distance)
         return [i.model_copy(update={"qa": q}) if q is not None else i for i, q in zip(items, results, strict=True)]
 
     def cancel(self) -> None:
         for future in self._checks.values():
             future.cancel()
+
+
+async def _outcome(future: asyncio.Future[OutputQa | None]) -> OutputQa | None:
+    """A check's result; a check that broke (a bug, a decoder crash) is reported as skipped, never fails the job."""
+    try:
+        return await future
+    except Exception as exc:
+        logger.exception("a quality check failed to run")
+        return overall([skipped("decodes", f"the check could not run: {type(exc).__name__}: {exc}")])
 
 
 def attempt_verdict(number: int, items: Sequence[OutputItem], seeds: Sequence[SeedUsed]) -> QaAttempt:
