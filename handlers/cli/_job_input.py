@@ -206,6 +206,8 @@ def job_input_from_args(args: argparse.Namespace) -> dict[str, Any]:
         output["strip_metadata"] = True
     if output:
         extra["output"] = output
+    if getattr(args, "qa", None):
+        extra["qa"] = {"policy": args.qa}
     return build_job_input(
         args.target,
         character=args.character,

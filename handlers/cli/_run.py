@@ -71,6 +71,11 @@ def job_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strip-metadata", action="store_true", help="deliver images without the workflow ComfyUI writes into them"
     )
+    parser.add_argument(
+        "--qa",
+        choices=["report", "fail", "retry"],
+        help="what failed output checks do: report (default), fail the job (qa_failed), or retry with new seeds",
+    )
 
 
 def register(commands: Any) -> None:

@@ -34,3 +34,16 @@ def test_a_job_record_shows_its_verdict_attempts_and_failures() -> None:
     )
     row = record_row({"job_id": "j", "state": "FAILED", "qa": qa.model_dump(mode="json")})
     assert "fail after 2 attempts (policy retry) - a.png: black, uniform" in row
+
+
+def test_run_and_enqueue_take_a_qa_policy() -> None:
+    import argparse
+
+    from handlers.cli._job_input import job_input_from_args
+    from handlers.cli._run import job_input_arguments
+
+    parser = argparse.ArgumentParser()
+    job_input_arguments(parser)
+    args = parser.parse_args(["image/sdxl-basic", "-p", "prompt=a fox", "--qa", "retry"])
+    assert job_input_from_args(args)["qa"] == {"policy": "retry"}
+    assert "qa" not in job_input_from_args(parser.parse_args(["image/sdxl-basic", "-p", "prompt=a fox"]))
