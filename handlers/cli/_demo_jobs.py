@@ -256,8 +256,8 @@ async def _one(
         outcome.error = "the job succeeded but reported no outputs"
     elif missing:
         outcome.error = "outputs missing in S3: " + "; ".join(missing)
-    elif len(outcome.files) != len(outputs):
-        outcome.error = f"saved {len(outcome.files)} of {len(outputs)} outputs"
+    elif len(outcome.files) != len(made := [o for o in outputs if not o.get("role")]):
+        outcome.error = f"saved {len(outcome.files)} of {len(made)} outputs"
     outcome.ok = outcome.error is None
     count = f"{len(outputs)} output" + ("" if len(outputs) == 1 else "s")
     bars.finish(job.key, outcome.ok, "done" if outcome.ok else "failed", count)

@@ -302,7 +302,9 @@ async def download_outputs(
 ) -> list[Path]:
     """Save each output under ``dest`` (named by :func:`output_paths`): inline base64 first, then the presigned URL,
     then ``s3_uri`` via ``s3_client``; text outputs as ``.txt`` files. An existing file is never overwritten unless
-    ``force``: :class:`OutputsExist` is raised before anything is written."""
+    ``force``: :class:`OutputsExist` is raised before anything is written. Thumbnails, posters and waveforms
+    (outputs with a ``role``) stay in S3: the saved files are what the graph made."""
+    outputs = [o for o in outputs if not o.get("role")]
     await asyncio.to_thread(dest.mkdir, parents=True, exist_ok=True)
     paths = output_paths(outputs, dest, job_id)
     if not force:

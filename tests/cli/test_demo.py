@@ -25,7 +25,11 @@ def test_demo_runs_templates_both_ways_and_saves_outputs(run_cli: CliRunner, tmp
     names = sorted(name.split("_", 1)[1] for name in saved["run-multi"])
     assert names == ["seed-a-2x_00001_.png", "seed-a_00001_.png", "seed-b_00001_.png"]
     # The multi-output job's outputs were each announced once, as the worker reported them stored.
-    assert result.stdout.count("two seeds + upscale via RunPod /run: output of [") == 3
+    announced = [
+        line for line in result.stdout.splitlines() if "two seeds + upscale via RunPod /run: output of [" in line
+    ]
+    assert len([line for line in announced if ".thumbnail.webp" not in line]) == 3
+    assert len([line for line in announced if ".thumbnail.webp" in line]) == 3  # each image's thumbnail, after it
     # The stack it started is gone: its state file was removed on the way out.
     assert not (tmp_path / "state" / "stack.json").exists()
 

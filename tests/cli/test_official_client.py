@@ -45,7 +45,7 @@ def test_result_mode_as_a_default_deployment(local_stack: Path, monkeypatch: pyt
 
     result = endpoint.run_sync(SMALL, timeout=60)
     assert isinstance(result, dict), result  # the JobResult itself, not a list of chunks
-    [image] = result["outputs"]
+    [image] = [o for o in result["outputs"] if not o.get("role")]
     assert (image["kind"], image["width"], image["height"]) == ("image", 48, 32)
     assert image["s3_uri"].startswith("s3://") and image["url"].startswith("http")
 
@@ -77,7 +77,8 @@ def test_streaming_mode(streaming_stack: Path, monkeypatch: pytest.MonkeyPatch) 
     chunks = endpoint.run_sync(SMALL, timeout=60)
     assert isinstance(chunks, list), chunks
     assert chunks[0]["type"] == "progress"
-    assert [c["output"]["width"] for c in chunks if c.get("type") == "output"] == [48]
+    made = [c["output"] for c in chunks if c.get("type") == "output" and not c["output"].get("role")]
+    assert [o["width"] for o in made] == [48]
     assert chunks[-1]["outputs"][0]["width"] == 48  # the last chunk is the JobResult
 
     job = endpoint.run(SMALL)

@@ -93,7 +93,8 @@ class JobQaRun:
         for item in items:
             future = self._checks.get(item.sha256 or "") if item.role is None else None
             results.append(await _outcome(future) if future is not None else None)
-        results = with_duplicates(results, self.options.thresholds.duplicate_distance)
+        sizes = [(i.width, i.height) if i.width and i.height else None for i in items]
+        results = with_duplicates(results, self.options.thresholds.duplicate_distance, sizes)
         return [i.model_copy(update={"qa": q}) if q is not None else i for i, q in zip(items, results, strict=True)]
 
     def cancel(self) -> None:

@@ -28,16 +28,24 @@ def hamming(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
-def with_duplicates(results: Sequence[OutputQa | None], max_distance: int) -> list[OutputQa | None]:
+def with_duplicates(
+    results: Sequence[OutputQa | None], max_distance: int, sizes: Sequence[tuple[int, int] | None] | None = None
+) -> list[OutputQa | None]:
     """Each image's ``duplicate`` check against the others of its batch (perceptual hashes within
-    ``max_distance``): the later of two near-identical images fails, the first keeps its verdict."""
+    ``max_distance``): the later of two near-identical images fails, the first keeps its verdict. With ``sizes``,
+    only images of the same size are a batch: an upscaled copy of an image is meant to look like it."""
     hashed = [(i, r.phash) for i, r in enumerate(results) if r is not None and r.phash is not None]
     if len(hashed) < 2:
         return list(results)
+    size_of = list(sizes) if sizes is not None else [None] * len(results)
     out = list(results)
     for pos, (index, phash) in enumerate(hashed):
         assert phash is not None
-        twins = [(j, hamming(phash, other)) for j, other in hashed[:pos] if other is not None]
+        twins = [
+            (j, hamming(phash, other))
+            for j, other in hashed[:pos]
+            if other is not None and size_of[j] == size_of[index]
+        ]
         close = [(j, d) for j, d in twins if d <= max_distance]
         nearest = min((d for _, d in twins), default=None)
         if close:

@@ -93,6 +93,9 @@ def test_near_duplicates_in_a_batch_are_found_and_distinct_images_are_not(tmp_pa
     verdicts = [_verdicts(m)["duplicate"] for m in marked]
     assert verdicts == [QaVerdict.PASS, QaVerdict.PASS, QaVerdict.FAIL]
     assert marked[2] is not None and marked[2].verdict is QaVerdict.FAIL
+    # An upscaled copy (another size) is not a duplicate of its source: it is meant to look like it.
+    upscaled = with_duplicates(results[:1] + results[2:], TH.duplicate_distance, [(128, 128), (256, 256)])
+    assert [_verdicts(m)["duplicate"] for m in upscaled] == [QaVerdict.PASS, QaVerdict.PASS]
 
 
 def _mp4(path: Path, frames: list[Image.Image], fps: int = 8) -> Path:
