@@ -114,6 +114,11 @@ class OutputQa(StrictModel):
     def failed(self) -> list[str]:
         return [c.name for c in self.checks if c.verdict is QaVerdict.FAIL]
 
+    def brief(self) -> OutputQa:
+        """The verdict with only the checks that failed or warned (what a job record keeps)."""
+        kept = [c for c in self.checks if c.verdict in (QaVerdict.FAIL, QaVerdict.WARN)]
+        return OutputQa(verdict=self.verdict, checks=kept)
+
 
 class QaFailure(StrictModel):
     """An output that failed, and the checks it failed."""

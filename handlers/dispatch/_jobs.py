@@ -466,7 +466,9 @@ class JobService:
         fits = len(json.dumps(dumped)) <= self.limits.result_max_bytes
         # The record keeps where each output is, not its bytes: a worker with no bucket returns them inline, and a
         # DynamoDB item holds 400 KB at most (the result keeps them when it fits).
-        outputs = [o.model_copy(update={"base64": None}) if o.base64 else o for o in result.outputs]
+        # Each output's QA keeps its verdict and what failed or warned: every passing check's score is in the
+        # result (S3 manifest), and a batch of images must not outgrow the item.
+        outputs = [o.model_copy(update={"base64": None, "qa": o.qa.brief() if o.qa else None}) for o in result.outputs]
         return {"outputs": outputs, "result": dumped if fits else None, "qa": result.qa}
 
     def _notify(self, record: JobRecord) -> None:

@@ -528,10 +528,18 @@ def test_the_record_keeps_the_qa_verdict_of_a_result_and_of_a_qa_failed_error() 
     world.service.handle_message("m", message("job-1"))
     output = success_output("job-1")
     output["qa"] = {"verdict": "warn", "policy": "report", "attempts": [{"attempt": 1, "verdict": "warn"}]}
-    output["outputs"] = [{"node_id": "9", "kind": "image", "qa": {"verdict": "warn", "checks": []}}]
+    checks = [
+        {"name": "black", "verdict": "pass", "score": 80.0},
+        {"name": "clipping", "verdict": "warn", "score": 0.4},
+    ]
+    output["outputs"] = [
+        {"node_id": "9", "kind": "image", "qa": {"verdict": "warn", "checks": checks, "phash": "0" * 16}}
+    ]
     record = world.webhook("rp-0", RunPodStatus.COMPLETED, "job-1", output=output)
     assert record is not None and record.qa is not None and record.qa.verdict is QaVerdict.WARN
-    assert record.outputs[0].qa is not None and record.outputs[0].qa.verdict is QaVerdict.WARN
+    kept = record.outputs[0].qa
+    assert kept is not None and kept.verdict is QaVerdict.WARN
+    assert [c.name for c in kept.checks] == ["clipping"] and kept.phash is None  # the record keeps what matters
 
     world.service.handle_message("m", message("job-2"))
     qa = JobQa(
