@@ -970,6 +970,8 @@ class _JobRun:
     async def _upload(self, publisher: OutputPublisher, folders: JobFolders, event: Output) -> None:
         keep_temp = self.job.output.include_temp or event.class_type in RESULT_PREVIEWS
         await folders.bring_outputs(event.node, event.ui, include_temp=keep_temp)
+        if self.qa_run is not None:
+            self.qa_run.ahead(event.node, event.ui, folders.dirs, include_temp=keep_temp)
         items = await publisher.publish_node(event.node, dict(event.ui), event.title, keep_temp=keep_temp)
         for item in items:
             self._announce(item)

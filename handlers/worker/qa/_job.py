@@ -15,6 +15,7 @@ from handlers.contract import (
     JobError,
     JobQa,
     OutputItem,
+    OutputKind,
     OutputQa,
     PreviewOptions,
     QaAttempt,
@@ -24,14 +25,17 @@ from handlers.contract import (
     SeedUsed,
     summarize,
 )
+from handlers.worker._outputs import ComfyDirs, OutputPathError, collect_node_outputs, resolve_ref
 from handlers.worker.qa._checks import check_file
 from handlers.worker.qa._expect import expected_for
-from handlers.worker.qa._previews import make_previews
+from handlers.worker.qa._previews import Derived, make_previews
 from handlers.worker.qa._verdicts import overall, skipped, with_duplicates, worst
 
 __all__ = ["JobQaRun", "qa_error"]
 
 logger = logging.getLogger("handlers.worker.qa")
+
+_CHECKED = frozenset({OutputKind.IMAGE, OutputKind.ANIMATED, OutputKind.VIDEO, OutputKind.AUDIO})
 
 
 class JobQaRun:
@@ -56,27 +60,43 @@ class JobQaRun:
         self._publish = publish
         self._announce = announce
         self._work_dir = work_dir
-        self._checks: dict[str, asyncio.Future[OutputQa | None]] = {}
+        self._checks: dict[Path, asyncio.Future[OutputQa | None]] = {}
+        self._previews: dict[Path, asyncio.Future[list[Derived]]] = {}
         self.warnings: list[str] = []
 
+    def _begin(self, path: Path, kind: OutputKind, node_id: str) -> None:
+        """Start the checks and the previews of one file (once), each in a thread of its own."""
+        if self.options.enabled and path not in self._checks:
+            expected = expected_for(self.graph, node_id)
+            self._checks[path] = asyncio.ensure_future(
+                asyncio.to_thread(check_file, path, kind, expected, self.options.thresholds)
+            )
+        if self.previews.enabled and path not in self._previews:
+            self._previews[path] = asyncio.ensure_future(
+                asyncio.to_thread(make_previews, path, kind, self.previews, self._work_dir)
+            )
+
+    def ahead(self, node_id: str, ui: Mapping[str, Any], dirs: ComfyDirs, *, include_temp: bool) -> None:
+        """A node's files are on this disk and about to upload: start their checks and previews now, so they
+        overlap the upload instead of following it."""
+        for ref in collect_node_outputs(ui, node_id, include_temp=include_temp).files:
+            if ref.kind in _CHECKED:
+                with contextlib.suppress(OutputPathError):
+                    self._begin(resolve_ref(ref, dirs), ref.kind, node_id)
+
     async def stored(self, items: Sequence[OutputItem]) -> None:
-        """Outputs just stored: start their checks, then make and upload their previews (awaited: the caller runs
-        this in the output's upload task, so the job waits for it)."""
+        """Outputs just stored: their checks run (started here if :meth:`ahead` did not), and their previews are
+        uploaded beside them (awaited: the caller runs this in the output's upload task, so the job waits)."""
         files = [(i, self._paths.get(i.sha256 or "")) for i in items if i.role is None and i.sha256]
         for item, path in files:
-            if path is None or not self.options.enabled or item.sha256 in self._checks:
-                continue
-            expected = expected_for(self.graph, item.node_id)
-            self._checks[item.sha256 or ""] = asyncio.ensure_future(
-                asyncio.to_thread(check_file, path, item.kind, expected, self.options.thresholds)
-            )
-        if not self.previews.enabled:
-            return
+            if path is not None:
+                self._begin(path, item.kind, item.node_id)
         for item, path in files:
-            if path is None:
+            future = self._previews.get(path) if path is not None else None
+            if future is None:
                 continue
             try:
-                derived = await asyncio.to_thread(make_previews, path, item.kind, self.previews, self._work_dir)
+                derived = await future
             except Exception as exc:  # a preview is a convenience: a file Pillow/PyAV cannot read only costs it
                 self.warnings.append(f"no preview for {item.filename}: {exc}")
                 continue
@@ -91,15 +111,18 @@ class JobQaRun:
         """``items`` with their ``qa`` (near-duplicates across the batch included), once every check is done."""
         results: list[OutputQa | None] = []
         for item in items:
-            future = self._checks.get(item.sha256 or "") if item.role is None else None
+            path = self._paths.get(item.sha256 or "") if item.role is None else None
+            future = self._checks.get(path) if path is not None else None
             results.append(await _outcome(future) if future is not None else None)
         sizes = [(i.width, i.height) if i.width and i.height else None for i in items]
         results = with_duplicates(results, self.options.thresholds.duplicate_distance, sizes)
         return [i.model_copy(update={"qa": q}) if q is not None else i for i, q in zip(items, results, strict=True)]
 
     def cancel(self) -> None:
-        for future in self._checks.values():
-            future.cancel()
+        for check in self._checks.values():
+            check.cancel()
+        for preview in self._previews.values():
+            preview.cancel()
 
 
 async def _outcome(future: asyncio.Future[OutputQa | None]) -> OutputQa | None:

@@ -10,6 +10,7 @@ import pytest
 
 from handlers.contract import OutputItem, OutputKind, OutputRole, PreviewOptions, QaOptions, QaVerdict
 from handlers.local.comfyui._nodes._render import picture
+from handlers.worker._outputs import ComfyDirs
 from handlers.worker.qa import JobQaRun
 from handlers.worker.qa import _job as job_module
 
@@ -55,3 +56,22 @@ async def test_a_check_that_breaks_is_skipped_not_fatal(tmp_path: Path, monkeypa
     (checked,) = await run.verdicts([item])
     assert checked.qa is not None and checked.qa.verdict is QaVerdict.SKIPPED
     assert "ZeroDivisionError" in (checked.qa.checks[0].message or "")
+
+
+async def test_checks_started_ahead_of_the_upload_run_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Path] = []
+    real = job_module.check_file
+
+    def counting(path: Path, *args: Any) -> Any:
+        calls.append(path)
+        return real(path, *args)
+
+    monkeypatch.setattr(job_module, "check_file", counting)
+    published: list[tuple[str, OutputRole]] = []
+    run, item = _run(tmp_path, published)
+    dirs = ComfyDirs(output=tmp_path, temp=tmp_path / "temp", input=tmp_path / "input")
+    run.ahead("9", {"images": [{"filename": "a.png", "subfolder": "", "type": "output"}]}, dirs, include_temp=False)
+    await run.stored([item])
+    (checked,) = await run.verdicts([item])
+    assert calls == [(tmp_path / "a.png").resolve()] and published == [("a.thumbnail.webp", OutputRole.THUMBNAIL)]
+    assert checked.qa is not None and checked.qa.verdict is QaVerdict.PASS
