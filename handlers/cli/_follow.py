@@ -204,6 +204,16 @@ def result_outputs(status: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [o.model_dump(mode="json", exclude_none=True) for o in parsed.outputs()] if parsed is not None else []
 
 
+def result_qa(status: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The job's QA verdict from RunPod's status: the result's ``qa``, or a ``qa_failed`` error's."""
+    parsed = _status_model(status)
+    if parsed is None:
+        return None
+    result, error = parsed.result(), parsed.error()
+    qa = result.qa if result is not None else (error.qa if error is not None else None)
+    return qa.model_dump(mode="json") if qa is not None else None
+
+
 #: What an end state means when RunPod gives no reason.
 _PLAIN_END = {"CANCELLED": "the job was cancelled", "TIMED_OUT": "the job ran out of time"}
 
@@ -417,8 +427,9 @@ def print_view(out: Console, err: Console, view: JobView) -> None:
     out.print(f"job {ids}: {view.state}" + (f" ({', '.join(facts)})" if facts else ""), markup=False)
     if not view.ended and (shown := progress_text(view.progress)):
         out.print(f"  progress {shown}", markup=False)
-    if isinstance(record.get("qa"), Mapping):
-        out.print(f"  QA: {_qa_text(record['qa'])}", markup=False)
+    qa = record.get("qa") if isinstance(record.get("qa"), Mapping) else result_qa(runpod) if runpod else None
+    if qa is not None:
+        out.print(f"  QA: {_qa_text(qa)}", markup=False)
     print_outputs(out, view.outputs())
     error = view.error()
     if error is not None:

@@ -47,3 +47,13 @@ def test_run_and_enqueue_take_a_qa_policy() -> None:
     args = parser.parse_args(["image/sdxl-basic", "-p", "prompt=a fox", "--qa", "retry"])
     assert job_input_from_args(args)["qa"] == {"policy": "retry"}
     assert "qa" not in job_input_from_args(parser.parse_args(["image/sdxl-basic", "-p", "prompt=a fox"]))
+
+
+def test_status_shows_the_qa_of_a_runpod_result() -> None:
+    from handlers.cli._follow import result_qa
+
+    qa = JobQa(verdict=QaVerdict.PASS, policy="retry", attempts=[QaAttempt(attempt=1, verdict=QaVerdict.PASS)])
+    status = {"id": "rp", "status": "COMPLETED", "output": {"job_id": "j", "qa": qa.model_dump(mode="json")}}
+    shown = result_qa(status)
+    assert shown is not None and qa_summary(shown) == "pass (policy retry)"
+    assert result_qa({"id": "rp", "status": "IN_PROGRESS"}) is None
