@@ -231,3 +231,16 @@ def test_an_animated_webp_is_checked_like_a_video(tmp_path: Path) -> None:
     qa = check_file(path, OutputKind.ANIMATED, Expected(width=48, height=48, fps=8), TH)
     assert qa is not None and "frozen" in qa.failed()
     assert _verdicts(qa)["fps"] is QaVerdict.PASS and _verdicts(qa)["size"] is QaVerdict.PASS
+
+
+def test_without_a_video_decoder_the_checks_say_skipped_not_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handlers.worker.qa import _video
+
+    monkeypatch.setattr(_video, "_av", lambda: None)
+    path = tmp_path / "v.mp4"
+    path.write_bytes(b"\x00\x00\x00\x18ftypisom")
+    qa = check_video_file(path, None, TH)
+    assert qa.verdict is QaVerdict.SKIPPED and "PyAV" in (qa.checks[0].message or "")
+    assert make_previews(path, OutputKind.VIDEO, PreviewOptions(), tmp_path) == []
