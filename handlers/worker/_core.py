@@ -33,17 +33,13 @@ from handlers.contract import (
     GraphFormat,
     JobError,
     JobInput,
-    JobQa,
     JobResult,
     OutputItem,
     OutputOptions,
     OutputReadyEvent,
     Problem,
     ProgressEvent,
-    QaAttempt,
     QaOptions,
-    QaPolicy,
-    QaVerdict,
     input_digest,
     is_job_id,
 )
@@ -92,7 +88,7 @@ from handlers.worker.comfy import (
     Succeeded,
     prompt_id_for,
 )
-from handlers.worker.qa import JobQaRun, attempt_verdict, qa_error, reseeded
+from handlers.worker.qa import JobQaRun, QaAttempts
 from handlers.workflow import (
     RESULT_PREVIEWS,
     BoundWorkflow,
@@ -647,12 +643,11 @@ class _JobRun:
                     variation_of=bound.variation,
                 )
                 uploads = self.runtime.uploads(self.now_ms)
-                qa_options = self.job.qa or self.template_qa or QaOptions()
-                attempts: list[QaAttempt] = []
-                while True:
+                qa = QaAttempts(self.job.qa or self.template_qa or QaOptions())
+                while True:  # one pass per attempt: more only when QA fails under policy retry
                     first = len(publisher.items)
                     self.qa_run = JobQaRun(
-                        qa_options,
+                        qa.options,
                         self.job.output.previews,
                         graph,
                         paths=publisher.paths,
@@ -678,19 +673,10 @@ class _JobRun:
                     # QA ran beside the uploads; its verdicts are in once the last check is.
                     publisher.items[first:] = await self.qa_run.verdicts(publisher.items[first:])
                     self.warnings.extend(self.qa_run.warnings)
-                    if not qa_options.enabled:
+                    again = qa.after(publisher.items[first:], bound)
+                    if again is None:
                         break
-                    attempts.append(attempt_verdict(len(attempts) + 1, publisher.items[first:], bound.seeds))
-                    if attempts[-1].verdict is not QaVerdict.FAIL or qa_options.policy is QaPolicy.REPORT:
-                        break
-                    again = reseeded(bound) if qa_options.policy is QaPolicy.RETRY else None
-                    if again is None or len(attempts) > qa_options.max_retries:
-                        raise _Fail(
-                            qa_error(JobQa(verdict=QaVerdict.FAIL, policy=qa_options.policy, attempts=attempts))
-                        )
-                    logger.info("outputs failed QA (attempt %d): running again with new seeds", len(attempts))
-                    bound = again
-                    self.prompt_id = prompt_id_for(f"{self.job_id}-qa{len(attempts)}")
+                    bound, self.prompt_id = again, prompt_id_for(f"{self.job_id}-qa{len(qa.attempts)}")
                     graph = prepare_run(bound, job_id=self.job_id, attempt=uuid.uuid4().hex[:8], staged=staged)
                 timings = result_timings(
                     started=self.started_ms,
@@ -722,9 +708,7 @@ class _JobRun:
                     lock_path=self.config.lock_file,
                 )
                 result = result.model_copy(update={"provenance": made})
-                if attempts:
-                    qa = JobQa(verdict=attempts[-1].verdict, policy=qa_options.policy, attempts=attempts)
-                    result = result.model_copy(update={"qa": qa})
+                result = result.model_copy(update={"qa": qa.summary})
                 # Every file is stored: the local copies go while the manifest is written (job_files and the
                 # finally below find nothing left to do).
                 cleanup = asyncio.create_task(asyncio.to_thread(_clean_now, files, leftovers))

@@ -6,6 +6,7 @@ from handlers.worker.qa._checks import check_file
 from handlers.worker.qa._expect import Expected, expected_for
 from handlers.worker.qa._image import check_image, check_image_file, laplacian_variance, phash
 from handlers.worker.qa._job import JobQaRun, attempt_verdict, qa_error
+from handlers.worker.qa._policy import QaAttempts, QaFailed
 from handlers.worker.qa._previews import Derived, make_previews, thumbnail, waveform
 from handlers.worker.qa._reseed import reseeded
 from handlers.worker.qa._verdicts import hamming, with_duplicates, worst
@@ -15,6 +16,8 @@ __all__ = [
     "Derived",
     "Expected",
     "JobQaRun",
+    "QaAttempts",
+    "QaFailed",
     "VideoFrames",
     "attempt_verdict",
     "check_audio",

@@ -22,6 +22,8 @@ def test_all_is_pinned_and_sorted() -> None:
         "Derived",
         "Expected",
         "JobQaRun",
+        "QaAttempts",
+        "QaFailed",
         "VideoFrames",
         "attempt_verdict",
         "check_audio",
