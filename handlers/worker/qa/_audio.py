@@ -4,6 +4,7 @@ speak (where the graph says)."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,6 +24,14 @@ def read_audio(path: Path) -> tuple[np.ndarray[Any, np.dtype[np.float32]], int]:
     """Mono float samples in [-1, 1] and the sample rate. Blocking."""
     data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     return np.asarray(data.mean(axis=1), dtype=np.float32), int(rate)
+
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
+def spoken_units(text: str) -> int:
+    """Words, counting each CJK character as one (those scripts put no spaces between words)."""
+    return sum(1 for w in _CJK.sub(" ", text).split()) + len(_CJK.findall(text))
 
 
 def check_audio(
@@ -57,7 +66,7 @@ def check_audio(
         )
     )
     text = expected.text if expected is not None else None
-    words = len(text.split()) if text else 0
+    words = spoken_units(text) if text else 0
     if words:
         per_word = duration / words
         low, high = th.seconds_per_word

@@ -244,3 +244,10 @@ def test_without_a_video_decoder_the_checks_say_skipped_not_pass(
     qa = check_video_file(path, None, TH)
     assert qa.verdict is QaVerdict.SKIPPED and "PyAV" in (qa.checks[0].message or "")
     assert make_previews(path, OutputKind.VIDEO, PreviewOptions(), tmp_path) == []
+
+
+def test_cjk_text_counts_a_character_as_a_word() -> None:
+    from handlers.worker.qa._audio import spoken_units
+
+    assert spoken_units("Hello there, friend") == 3
+    assert spoken_units("你好世界") == 4 and spoken_units("say 你好") == 3
