@@ -233,9 +233,9 @@ class OutputPublisher:
     async def publish_derived(self, source: OutputItem, path: Path, role: OutputRole) -> OutputItem:
         """Upload a file made from ``source`` (a thumbnail, a poster...) beside it, linked by ``derived_from``."""
         content_type = await asyncio.to_thread(_content_type, path)
-        stored = await self.store.upload(
-            self.job_id, source.node_id, path, filename=path.name, content_type=content_type
-        )
+        # Beside the node's folder, not in it: a node's folder stays exactly what the graph made (a dataset prefix).
+        folder = f"{source.node_id}.previews"
+        stored = await self.store.upload(self.job_id, folder, path, filename=path.name, content_type=content_type)
         meta = await asyncio.to_thread(describe_file, path)
         url = await self.store.presign(stored, self.options.presign_seconds) if stored.uri else None
         item = OutputItem(

@@ -230,7 +230,7 @@ async def test_a_pose_sheet_with_an_identity_composes_controlnet_and_faceid(
     portrait = sample_job(load_template(WORKFLOWS, "image/sdxl-faceid"))["media"][0]  # a sample face photo
     job["media"].append({**portrait, "name": "face"})
     _events, final = await collect(runtime, {"id": "lib-pose-sheet", "input": job})
-    (image,) = result_of(final).outputs
+    (image,) = made(result_of(final))
     assert (image.width, image.height) == (1536, 768)
     graph = history_prompt(comfy, result_of(final).prompt_id)
     classes = {node["class_type"] for node in graph.values()}

@@ -26,6 +26,7 @@ from tests.worker._relay import (
     Comfy,
     collect,
     free_port,
+    made,
     make_models,
     mixed_graph,
     result_of,
@@ -118,7 +119,7 @@ async def test_the_next_prompt_waits_in_comfyuis_queue_and_progress_goes_to_its_
     (events_a, final_a), (events_b, final_b) = await asyncio.wait_for(asyncio.gather(first, second), 30)
     for job_id, events, final in (("pipe-a", events_a, final_a), ("pipe-b", events_b, final_b)):
         result = result_of(final)
-        assert [o.kind for o in result.outputs] == [OutputKind.IMAGE]
+        assert [o.kind for o in made(result)] == [OutputKind.IMAGE]
         progress = [e for e in events if isinstance(e, ProgressEvent)]
         assert progress and {(e.job_id, e.prompt_id) for e in progress} == {(job_id, prompt_id_for(job_id))}
     assert started_at(comfy, "pipe-b", "execution_start") >= started_at(comfy, "pipe-a", "execution_success")
@@ -139,7 +140,7 @@ async def test_cancelling_a_queued_job_deletes_it_and_leaves_the_running_one(
     assert queue_ids(comfy) == ([prompt_id_for("qc-a")], [])  # deleted from the queue; the running one untouched
     release(comfy)
     _events, final = await asyncio.wait_for(first, 30)
-    assert [o.kind for o in result_of(final).outputs] == [OutputKind.IMAGE]
+    assert [o.kind for o in made(result_of(final))] == [OutputKind.IMAGE]
     assert history(comfy, prompt_id_for("qc-b")) == {}  # never ran
     assert not (comfy.input_dir / "qc-b").exists()
 
@@ -155,7 +156,7 @@ async def test_the_deadline_of_a_queued_job_deletes_it_and_leaves_the_running_on
     assert queue_ids(comfy) == ([prompt_id_for("qd-a")], [])
     release(comfy)
     _events, final = await asyncio.wait_for(first, 30)
-    assert [o.kind for o in result_of(final).outputs] == [OutputKind.IMAGE]
+    assert [o.kind for o in made(result_of(final))] == [OutputKind.IMAGE]
     assert history(comfy, prompt_id_for("qd-b")) == {}
 
 
@@ -185,7 +186,7 @@ async def test_out_of_memory_is_retried_once_after_freeing(runtime: WorkerRuntim
     faults(comfy, error_at="KSampler", error_message="CUDA out of memory. Tried to allocate 2.00 GiB", error_times=1)
     _events, final = await collect(runtime, {"id": "oom-1", "input": {"workflow": sampler_graph(seed=3041)}})
     result = result_of(final)
-    assert [o.kind for o in result.outputs] == [OutputKind.IMAGE]
+    assert [o.kind for o in made(result)] == [OutputKind.IMAGE]
     timings = result.timings
     assert (timings.oom_retries, timings.vram_freed) == (1, True)
     assert timings.vram_total_bytes is not None and timings.vram_free_after_bytes is not None
@@ -247,7 +248,7 @@ async def test_a_crash_fails_the_running_job_and_requeues_the_queued_one(
         (_ea, final_a), (_eb, final_b) = await asyncio.wait_for(asyncio.gather(doomed, queued), 90)
         assert final_a.error is not None
         assert (final_a.error.code, final_a.error.retryable) == (ErrorCode.COMFYUI_CRASHED, True)
-        assert len(result_of(final_b).outputs) == 4  # ran on the restarted ComfyUI
+        assert len(made(result_of(final_b))) == 4  # ran on the restarted ComfyUI
         assert (rt.process.generation, rt.process.restarts) == (2, 1)  # one restart for both jobs
         assert not (served.input_dir / "crash-b").exists()
     finally:

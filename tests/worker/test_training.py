@@ -31,6 +31,7 @@ from tests.worker._relay import (
     AssetServer,
     Comfy,
     collect,
+    made,
     pack_assets_for,
     result_of,
     runtime_for,
@@ -120,7 +121,7 @@ async def test_a_zipped_dataset_trains_and_returns_the_lora(
     assert model.mime == "application/octet-stream" and model.s3_uri is not None and model.bytes
     body = make_s3_client(moto_endpoint).get_object(Bucket=s3_bucket, Key=model.s3_uri.split("/", 3)[3])["Body"].read()
     assert hashlib.sha256(body).hexdigest() == model.sha256 and len(body) == model.bytes
-    titles = sorted(o.node_title or "" for o in result.outputs if o.kind is OutputKind.IMAGE)
+    titles = sorted(o.node_title or "" for o in made(result) if o.kind is OutputKind.IMAGE)
     assert titles == ["Loss Graph", "Save Sample"]
     # The dataset loader read the job's own folder; every training step was reported.
     graph = history_graph(comfy, result.prompt_id or "")
@@ -273,7 +274,7 @@ async def test_character_sheet_to_lora_to_generation(
     sheet_job = sample_job(load_template(WORKFLOWS, "image/character-sheet", character="mira"))
     _events, final = await collect(runtime, {"id": "chain-sheet", "input": sheet_job})
     sheet = result_of(final)
-    poses = [o for o in sheet.outputs if o.node_title == "Save Poses"]
+    poses = [o for o in made(sheet) if o.node_title == "Save Poses"]
     assert len(poses) == 4 and all(o.s3_uri for o in poses)
     # The poses node's outputs share one S3 folder: that prefix is the dataset.
     (folder,) = {o.s3_uri.rsplit("/", 1)[0] for o in poses if o.s3_uri}
@@ -314,7 +315,7 @@ async def test_character_sheet_to_lora_to_generation(
         }
         _events, final = await collect(runtime, {"id": "chain-generate", "input": generate})
         image = result_of(final)
-        assert [o.kind for o in image.outputs] == [OutputKind.IMAGE]
+        assert [o.kind for o in made(image)] == [OutputKind.IMAGE]
         graph = history_graph(comfy, image.prompt_id or "")
         loaded = [n["inputs"]["lora_name"] for n in graph.values() if n["class_type"] == "LoraLoader"]
         assert loaded == [entry.file]
