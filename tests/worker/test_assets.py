@@ -24,6 +24,7 @@ from tests.worker._relay import (
     AssetServer,
     Comfy,
     collect,
+    made,
     make_models,
     pack_assets_for,
     result_of,
@@ -79,7 +80,7 @@ async def test_a_fresh_worker_fetches_ava_lora_once_places_it_and_reuses_it(
     try:
         events, final = await collect(runtime, {"id": "ava-1", "input": ava_job()})
         result = result_of(final)
-        assert [o.kind for o in result.outputs] == [OutputKind.IMAGE]
+        assert [o.kind for o in made(result)] == [OutputKind.IMAGE]
         assert (result.outputs[0].width, result.outputs[0].height) == (64, 64)
         (seed,) = result.seeds
         graph = history_graph(comfy, result.prompt_id)
@@ -181,7 +182,7 @@ async def test_mira_voice_reaches_a_remote_comfyui_over_http(
     try:
         _events, final = await collect(runtime, {"id": "mira-remote", "input": job})
         result = result_of(final)
-        assert [o.kind for o in result.outputs] == [OutputKind.AUDIO]
+        assert [o.kind for o in made(result)] == [OutputKind.AUDIO]
         graph = history_graph(comfy, result.prompt_id)
         values = {v for node in graph.values() for v in node["inputs"].values() if isinstance(v, str)}
         assert "mira-remote/character/mira_voice.wav" in values

@@ -18,7 +18,7 @@ from handlers.contract import ErrorCode, Variation
 from handlers.image import load_lock
 from handlers.worker import WorkerRuntime
 from tests.conftest import REPO
-from tests.worker._relay import Comfy, collect, make_models, mixed_graph, result_of, runtime_for, serve_comfy
+from tests.worker._relay import Comfy, collect, made, make_models, mixed_graph, result_of, runtime_for, serve_comfy
 from tests.worker.conftest import make_s3_client
 
 LOCK = REPO / "worker_image" / "lock.json"
@@ -71,7 +71,7 @@ async def test_output_name_puts_the_image_where_the_caller_expects_it(
         "output": {"name": "projects/{project}/images/{sentence}"},
     }
     _events, final = await collect(runtime, {"id": "named-1", "input": job})
-    (image,) = result_of(final).outputs
+    (image,) = made(result_of(final))
     assert image.s3_uri == f"s3://{s3_bucket}/jobs/projects/p1/images/42.png"  # under the worker's prefix
     assert image.filename == "42.png"
     data = stored(moto_endpoint, s3_bucket, image.s3_uri)
@@ -84,12 +84,12 @@ async def test_a_converted_image_is_named_for_its_stored_format(
 ) -> None:
     plain = {**sdxl(prompt="a lighthouse", seed=5), "output": {"format": "webp"}}
     _events, final = await collect(runtime, {"id": "webp-1", "input": plain})
-    (image,) = result_of(final).outputs
+    (image,) = made(result_of(final))
     assert image.filename is not None and image.filename.endswith(".webp") and image.mime == "image/webp"
     assert image.s3_uri is not None and image.s3_uri.endswith("/" + image.filename)
     named = {**plain, "output": {"format": "jpeg", "name": "{job_id}/{seed}"}}
     _events, final = await collect(runtime, {"id": "jpeg-1", "input": named})
-    (image,) = result_of(final).outputs
+    (image,) = made(result_of(final))
     assert (image.filename, image.mime) == ("5.jpg", "image/jpeg")
     with Image.open(io.BytesIO(stored(moto_endpoint, s3_bucket, image.s3_uri))) as decoded:
         assert decoded.format == "JPEG"
@@ -117,13 +117,13 @@ async def test_pngs_keep_the_workflow_unless_asked_to_strip_it(
     runtime: WorkerRuntime, moto_endpoint: str, s3_bucket: str
 ) -> None:
     _events, final = await collect(runtime, {"id": "meta-1", "input": sdxl(prompt="a lighthouse", seed=5)})
-    (kept,) = result_of(final).outputs
+    (kept,) = made(result_of(final))
     kept_bytes = stored(moto_endpoint, s3_bucket, kept.s3_uri)
     prompt = json.loads(png_text(kept_bytes)["prompt"])  # as ComfyUI's SaveImage writes it: the API graph
     assert prompt["3"]["inputs"]["seed"] == 5
     job = {**sdxl(prompt="a lighthouse", seed=5), "output": {"strip_metadata": True}}
     _events, final = await collect(runtime, {"id": "meta-2", "input": job})
-    (stripped,) = result_of(final).outputs
+    (stripped,) = made(result_of(final))
     data = stored(moto_endpoint, s3_bucket, stripped.s3_uri)
     assert png_text(data) == {}
     assert hashlib.sha256(data).hexdigest() == stripped.sha256 and len(data) == stripped.bytes
@@ -160,7 +160,7 @@ async def test_a_ui_workflow_is_embedded_as_comfyuis_frontend_would(
     }
     _events, final = await collect(runtime, {"id": "ui-meta", "input": {"workflow": ui}})
     result = result_of(final)
-    (image,) = result.outputs
+    (image,) = made(result)
     text = png_text(stored(moto_endpoint, s3_bucket, image.s3_uri))
     assert json.loads(text["workflow"]) == ui and "prompt" in text
     assert result.provenance is not None and result.provenance.workflow == "ui"
@@ -175,15 +175,15 @@ async def test_prompts_times_seeds_run_as_one_prompt_each_output_labelled(
     }
     _events, final = await collect(runtime, {"id": "vary-1", "input": job})
     result = result_of(final)
-    assert len(result.outputs) == 4 and len({o.sha256 for o in result.outputs}) == 4
-    labels = sorted((o.variation for o in result.outputs), key=lambda v: v.index if v else -1)
+    assert len(made(result)) == 4 and len({o.sha256 for o in made(result)}) == 4
+    labels = sorted((o.variation for o in made(result)), key=lambda v: v.index if v else -1)
     assert labels == [
         Variation(index=0, prompt="a fox", seed=1),
         Variation(index=1, prompt="a fox", seed=2),
         Variation(index=2, prompt="a cat", seed=1),
         Variation(index=3, prompt="a cat", seed=2),
     ]
-    assert sorted(o.filename or "" for o in result.outputs) == [
+    assert sorted(o.filename or "" for o in made(result)) == [
         "0-1-a-fox.png",
         "1-2-a-fox.png",
         "2-1-a-cat.png",
@@ -225,7 +225,7 @@ async def test_audio_is_delivered_in_the_asked_format_and_named_for_it(
 ) -> None:
     job = {"workflow": mixed_graph(), "output": {"format": "wav", "name": "clips/{node}_{index}"}}
     _events, final = await collect(runtime, {"id": "wav-1", "input": job})
-    outputs = result_of(final).outputs
+    outputs = made(result_of(final))
     audio = next(o for o in outputs if (o.mime or "").startswith("audio/"))
     assert (audio.mime, audio.filename) == ("audio/wav", f"{audio.node_id}_0.wav")
     assert stored(moto_endpoint, s3_bucket, audio.s3_uri)[:4] == b"RIFF"
@@ -240,7 +240,7 @@ async def test_stripping_also_clears_flac_audio(runtime: WorkerRuntime, moto_end
     assert b"prompt=" in stored(moto_endpoint, s3_bucket, kept.s3_uri)  # SaveAudio's Vorbis comment
     job = {"workflow": mixed_graph(), "output": {"strip_metadata": True}}
     _events, final = await collect(runtime, {"id": "flac-stripped", "input": job})
-    outputs = result_of(final).outputs
+    outputs = made(result_of(final))
     audio = next(o for o in outputs if o.mime == "audio/flac")
     data = stored(moto_endpoint, s3_bucket, audio.s3_uri)
     assert b"prompt=" not in data and hashlib.sha256(data).hexdigest() == audio.sha256
