@@ -7,27 +7,24 @@ every caption and checks it (:mod:`handlers.workflow._dataset`) before the GPU i
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Self
 
 from pydantic import Field, ModelWrapValidatorHandler, StringConstraints, field_validator, model_validator
 
-from handlers.contract._common import Loc, StrictModel, with_cross_checks
+from handlers.contract._common import StrictModel, with_cross_checks
+from handlers.contract._sources import (
+    S3_URI,
+    check_base64,
+    check_http_url,
+    is_http_url,
+    one_source_problem,
+    strip_base64,
+)
 
 __all__ = ["MAX_DATASET_URLS", "Dataset"]
 
 MAX_DATASET_URLS = 1000
 """Files of a dataset given as URLs (images and captions together)."""
-
-_S3_OBJECT = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+$"
-_HTTP = re.compile(r"^https?://[^\s/]+")
-
-
-def _check_http(value: str) -> str:
-    if not _HTTP.match(value):
-        raise ValueError("must be an http(s) URL")
-    return value
-
 
 _Url = Annotated[str, StringConstraints(max_length=4096)]
 
@@ -40,7 +37,7 @@ class Dataset(StrictModel):
     zip_url: _Url | None = Field(default=None, description="http(s) URL of a zip")
     s3: str | None = Field(
         default=None,
-        pattern=_S3_OBJECT,
+        pattern=S3_URI.pattern,
         description="s3://bucket/key.zip (a zip), or s3://bucket/prefix/ (ending in '/': every object under it)",
     )
     urls: list[_Url] | None = Field(
@@ -59,13 +56,13 @@ class Dataset(StrictModel):
     @field_validator("zip_url")
     @classmethod
     def _http(cls, value: str | None) -> str | None:
-        return None if value is None else _check_http(value)
+        return None if value is None else check_http_url(value)
 
     @field_validator("urls")
     @classmethod
     def _http_list(cls, value: list[str] | None) -> list[str] | None:
         if value is not None:
-            bad = [i for i, url in enumerate(value) if not _HTTP.match(url)]
+            bad = [i for i, url in enumerate(value) if not is_http_url(url)]
             if bad:
                 raise ValueError(f"item(s) {', '.join(map(str, bad[:10]))} must be http(s) URLs")
             if not value:
@@ -76,22 +73,14 @@ class Dataset(StrictModel):
     @classmethod
     def _base64(cls, value: str | None) -> str | None:
         if value is not None:
-            from handlers.contract._job import _check_base64, _strip_base64  # noqa: PLC0415 - one base64 check
-
-            _check_base64(_strip_base64(value)[0])
+            check_base64(strip_base64(value)[0])
         return value
 
     @model_validator(mode="wrap")
     @classmethod
     def _one_source(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
-        problems: list[tuple[Loc, str]] = []
-        if isinstance(data, dict):
-            given = [s for s in ("zip_base64", "zip_url", "s3", "urls") if data.get(s) is not None]
-            if len(given) != 1:
-                problems.append(
-                    ((), f"give exactly one of zip_base64, zip_url, s3 or urls (got {', '.join(given) or 'none'})")
-                )
-        result: Self = with_cross_checks(cls.__name__, data, handler, problems)
+        problem = one_source_problem(data, ("zip_base64", "zip_url", "s3", "urls"))
+        result: Self = with_cross_checks(cls.__name__, data, handler, [problem] if problem else [])
         return result
 
     @property

@@ -10,7 +10,8 @@ from typing import Any, Self
 from pydantic import Field, ModelWrapValidatorHandler, model_validator
 
 from handlers.contract._common import JobId, Loc, StrictModel, canonical_json, with_cross_checks
-from handlers.contract._job import HttpUrl, JobInput
+from handlers.contract._job import JobInput
+from handlers.contract._sources import HttpUrl
 
 __all__ = ["Notify", "Priority", "QueueMessage", "RunPolicy", "derive_job_id", "input_digest"]
 

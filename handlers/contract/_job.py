@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
-import re
 from collections import Counter
 from collections.abc import Mapping
 from enum import StrEnum
@@ -33,6 +31,7 @@ from handlers.contract._common import (
 from handlers.contract._dataset import Dataset
 from handlers.contract._output_name import NamePattern
 from handlers.contract._qa import PreviewOptions, QaOptions
+from handlers.contract._sources import S3_URI, HttpUrl, check_base64, one_source_problem, strip_base64
 
 __all__ = [
     "MAX_GRAPH_NODES",
@@ -73,8 +72,6 @@ MAX_LABELS = 32
 MAX_GRAPH_NODES = 5000
 """Nodes of one graph (API nodes, or a UI workflow's nodes): the largest real workflows hold a few hundred."""
 
-_DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[\w.-]+)*;base64,", re.ASCII)
-_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+$")
 _BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 _PREFIX = r"^(?:[A-Za-z0-9_.=-]+/)*[A-Za-z0-9_.=-]+/?$"
 _TEMPLATE = r"^[a-z0-9][a-z0-9_.-]{0,63}/[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -106,28 +103,6 @@ def _check_override_key(key: str) -> str:
     return key
 
 
-def _strip_base64(value: str) -> tuple[str, str | None]:
-    """Return the bare base64 payload and the MIME type a data URI declared."""
-    match = _DATA_URI.match(value)
-    if match:
-        return value[match.end() :], match.group("mime")
-    return value, None
-
-
-def _check_base64(payload: str) -> None:
-    try:
-        base64.b64decode("".join(payload.split()), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("is not valid base64") from exc
-
-
-def _check_http_url(value: str) -> str:
-    if not re.match(r"^https?://[^\s/]+", value):
-        raise ValueError("must be an http(s) URL")
-    return value
-
-
-HttpUrl = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_check_http_url)]
 MediaName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 ParamName = Annotated[str, StringConstraints(pattern=PARAM_NAME_PATTERN)]
 OverrideKey = Annotated[str, StringConstraints(min_length=3, max_length=512), AfterValidator(_check_override_key)]
@@ -140,38 +115,34 @@ class MediaItem(StrictModel):
     name: MediaName
     url: HttpUrl | None = None
     base64: str | None = Field(default=None, description="base64 payload, or a data: URI")
-    s3: str | None = Field(default=None, description="s3://bucket/key", pattern=_S3_URI.pattern)
+    s3: str | None = Field(default=None, description="s3://bucket/key", pattern=S3_URI.pattern)
     mime: str | None = Field(default=None, pattern=r"^[\w.+-]+/[\w.+-]+$")
 
     @field_validator("base64")
     @classmethod
     def _valid_base64(cls, value: str | None) -> str | None:
         if value is not None:
-            _check_base64(_strip_base64(value)[0])
+            check_base64(strip_base64(value)[0])
         return value
 
     @model_validator(mode="wrap")
     @classmethod
     def _one_source(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
-        problems: list[tuple[Loc, str]] = []
-        if isinstance(data, dict):
-            sources = [s for s in ("url", "base64", "s3") if data.get(s) is not None]
-            if len(sources) != 1:
-                problems.append(((), f"give exactly one of url, base64 or s3 (got {', '.join(sources) or 'none'})"))
-        result: Self = with_cross_checks(cls.__name__, data, handler, problems)
+        problem = one_source_problem(data, ("url", "base64", "s3"))
+        result: Self = with_cross_checks(cls.__name__, data, handler, [problem] if problem else [])
         return result
 
     def payload(self) -> bytes:
         """The decoded bytes of a base64 item."""
         if self.base64 is None:
             raise ValueError(f"media {self.name!r} is not inline base64")
-        return base64.b64decode("".join(_strip_base64(self.base64)[0].split()))
+        return base64.b64decode("".join(strip_base64(self.base64)[0].split()))
 
     def declared_mime(self) -> str | None:
         """``mime`` if given, else what a data URI declared."""
         if self.mime is not None:
             return self.mime
-        return _strip_base64(self.base64)[1] if self.base64 is not None else None
+        return strip_base64(self.base64)[1] if self.base64 is not None else None
 
 
 class LegacyImage(StrictModel):
@@ -184,7 +155,7 @@ class LegacyImage(StrictModel):
     @field_validator("image")
     @classmethod
     def _valid_image(cls, value: str) -> str:
-        _check_base64(_strip_base64(value)[0])
+        check_base64(strip_base64(value)[0])
         return value
 
 
