@@ -24,6 +24,8 @@ from tests.local.runpod.conftest import Emulator, serve_emulator
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from tests.worker._relay import AssetServer
+
 _HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -150,3 +152,12 @@ def fault_proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
     proxy = FaultProxy(moto_endpoint)
     with proxy.server:
         yield proxy
+
+
+@pytest.fixture(scope="module")
+def pack_server() -> Iterator[AssetServer]:
+    """The characters' placeholder pack assets over HTTP on loopback (``RELAY_ASSET_BASE_URL``)."""
+    from tests.worker._relay import serve_pack_assets
+
+    with serve_pack_assets() as served:
+        yield served

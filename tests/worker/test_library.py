@@ -30,7 +30,6 @@ from tests.worker._relay import (
     result_of,
     runtime_for,
     serve_comfy,
-    serve_pack_assets,
 )
 
 
@@ -90,12 +89,6 @@ def comfy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Comfy]:
     place_model_files(models, WORKFLOWS)
     place_sample_inputs(root / "data" / "input", WORKFLOWS)
     with serve_comfy(root / "data", models) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def pack_server() -> Iterator[AssetServer]:
-    with serve_pack_assets() as served:
         yield served
 
 

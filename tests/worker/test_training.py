@@ -36,7 +36,6 @@ from tests.worker._relay import (
     result_of,
     runtime_for,
     serve_comfy,
-    serve_pack_assets,
 )
 from tests.worker.conftest import make_s3_client
 
@@ -56,12 +55,6 @@ def comfy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Comfy]:
 def _clean_faults(comfy: Comfy) -> Iterator[None]:
     yield
     httpx.delete(comfy.url + "/_emulator/faults")
-
-
-@pytest.fixture(scope="module")
-def pack_server() -> Iterator[AssetServer]:
-    with serve_pack_assets() as served:
-        yield served
 
 
 @pytest.fixture
