@@ -604,6 +604,8 @@ class _JobRun:
         self, bound: BoundWorkflow, store: OutputStore, folders: JobFolders, deadline: float
     ) -> JobResult | None:
         """Validate, stage, run and publish. ``None``: the job turned out to be a replay (see :attr:`replay`)."""
+        if self.job.character is not None and await self._replayed():
+            return None  # fetching a pack's assets for a job that is already done would be waste
         bound = await self._provision(bound, deadline)
         catalogue = await self.runtime.catalogue()
         report = validate(bound.graph, catalogue)

@@ -256,3 +256,21 @@ def test_the_asset_settings_come_from_the_environment(tmp_path: Path) -> None:
         WorkerConfig.from_env({"RELAY_ASSET_BASE_URL": "ftp://x/y", "RELAY_ASSET_CACHE_BYTES": "0"})
     names = sorted(p.split("=", 1)[0] for p in info.value.problems)
     assert names == ["RELAY_ASSET_BASE_URL", "RELAY_ASSET_CACHE_BYTES"]
+
+
+async def test_a_replayed_character_job_fetches_none_of_her_assets(
+    comfy: Comfy, pack_server: AssetServer, moto_endpoint: str, s3_bucket: str, tmp_path: Path
+) -> None:
+    first = make_runtime(comfy, pack_server, moto_endpoint, s3_bucket, tmp_path / "first")
+    try:
+        result = result_of((await collect(first, {"id": "ava-replay", "input": ava_job()}))[1])
+    finally:
+        await first.aclose()
+    assert pack_server.requests[AVA_LORA] == 1
+    fresh = make_runtime(comfy, pack_server, moto_endpoint, s3_bucket, tmp_path / "fresh")  # an empty asset cache
+    try:
+        again = result_of((await collect(fresh, {"id": "ava-replay", "input": ava_job()}))[1])
+    finally:
+        await fresh.aclose()
+    assert again.manifest_uri == result.manifest_uri and again.outputs == result.outputs
+    assert pack_server.requests[AVA_LORA] == 1  # answered from the stored manifest: nothing fetched
