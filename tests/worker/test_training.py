@@ -332,11 +332,14 @@ async def test_a_retry_that_adopts_the_training_collects_the_first_attempts_lora
     httpx.post(comfy.url + "/prompt", json=body).raise_for_status()
     job = {"template": "train/lora-sdxl", "params": params}
     events: list[Any] = []
+    released = False
     async with contextlib.aclosing(runtime.run_job({"id": "train-adopt", "input": job})) as stream:
         async for event in stream:
             events.append(event)
-            if isinstance(event, ProgressEvent) and len([e for e in events if isinstance(e, ProgressEvent)]) == 1:
-                # Following the held prompt: the first attempt's, adopted (no second run is queued).
+            if isinstance(event, ProgressEvent) and event.class_type == "TrainLoraNode" and not released:
+                released = True
+                # Following the held prompt (the emulator drops a release sent before it holds, so wait for the
+                # training node): the first attempt's, adopted (no second run is queued).
                 assert len(httpx.get(comfy.url + "/queue").json()["queue_pending"]) == 0
                 httpx.post(comfy.url + "/_emulator/release").raise_for_status()
     final = events[-1]
