@@ -355,3 +355,31 @@ def _connected(runpod: Emulator, worker: RelayWorker) -> bool:
 def made(result: JobResult) -> list[Any]:
     """The outputs the graph made: without the thumbnails, posters and waveforms derived from them."""
     return [o for o in result.outputs if o.role is None]
+
+
+def ui_image_graph() -> dict[str, Any]:
+    """A UI-format (frontend) workflow: a 40x30 EmptyImage saved by SaveImage."""
+    return {
+        "last_node_id": 2,
+        "last_link_id": 1,
+        "nodes": [
+            {
+                "id": 1,
+                "type": "EmptyImage",
+                "mode": 0,
+                "inputs": [],
+                "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]}],
+                "widgets_values": [40, 30, 1, 255],
+            },
+            {
+                "id": 2,
+                "type": "SaveImage",
+                "mode": 0,
+                "inputs": [{"name": "images", "type": "IMAGE", "link": 1}],
+                "outputs": [],
+                "widgets_values": ["relay/ui"],
+            },
+        ],
+        "links": [[1, 1, 0, 2, 0, "IMAGE"]],
+        "version": 0.4,
+    }

@@ -41,6 +41,7 @@ from tests.worker._relay import (
     sampler_graph,
     serve_comfy,
     serve_receiver,
+    ui_image_graph,
 )
 from tests.worker.conftest import FaultProxy, make_s3_client
 
@@ -180,30 +181,7 @@ async def test_a_bad_edit_parameter_is_invalid_input_with_its_path(runtime: Work
 
 
 async def test_a_ui_workflow_is_converted_with_the_live_catalogue(runtime: WorkerRuntime) -> None:
-    ui = {
-        "last_node_id": 2,
-        "last_link_id": 1,
-        "nodes": [
-            {
-                "id": 1,
-                "type": "EmptyImage",
-                "mode": 0,
-                "inputs": [],
-                "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]}],
-                "widgets_values": [40, 30, 1, 255],
-            },
-            {
-                "id": 2,
-                "type": "SaveImage",
-                "mode": 0,
-                "inputs": [{"name": "images", "type": "IMAGE", "link": 1}],
-                "outputs": [],
-                "widgets_values": ["relay/ui"],
-            },
-        ],
-        "links": [[1, 1, 0, 2, 0, "IMAGE"]],
-        "version": 0.4,
-    }
+    ui = ui_image_graph()
     _events, final = await collect(runtime, {"id": "ui-1", "input": {"workflow": ui}})
     result = result_of(final)
     assert [(o.node_id, o.width, o.height) for o in made(result)] == [("2", 40, 30)]

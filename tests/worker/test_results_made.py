@@ -18,7 +18,17 @@ from handlers.contract import ErrorCode, Variation
 from handlers.image import load_lock
 from handlers.worker import WorkerRuntime
 from tests.conftest import REPO
-from tests.worker._relay import Comfy, collect, made, make_models, mixed_graph, result_of, runtime_for, serve_comfy
+from tests.worker._relay import (
+    Comfy,
+    collect,
+    made,
+    make_models,
+    mixed_graph,
+    result_of,
+    runtime_for,
+    serve_comfy,
+    ui_image_graph,
+)
 from tests.worker.conftest import make_s3_client
 
 LOCK = REPO / "worker_image" / "lock.json"
@@ -134,30 +144,7 @@ async def test_pngs_keep_the_workflow_unless_asked_to_strip_it(
 async def test_a_ui_workflow_is_embedded_as_comfyuis_frontend_would(
     runtime: WorkerRuntime, moto_endpoint: str, s3_bucket: str
 ) -> None:
-    ui = {
-        "last_node_id": 2,
-        "last_link_id": 1,
-        "nodes": [
-            {
-                "id": 1,
-                "type": "EmptyImage",
-                "mode": 0,
-                "inputs": [],
-                "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]}],
-                "widgets_values": [40, 30, 1, 255],
-            },
-            {
-                "id": 2,
-                "type": "SaveImage",
-                "mode": 0,
-                "inputs": [{"name": "images", "type": "IMAGE", "link": 1}],
-                "outputs": [],
-                "widgets_values": ["relay/ui"],
-            },
-        ],
-        "links": [[1, 1, 0, 2, 0, "IMAGE"]],
-        "version": 0.4,
-    }
+    ui = ui_image_graph()
     _events, final = await collect(runtime, {"id": "ui-meta", "input": {"workflow": ui}})
     result = result_of(final)
     (image,) = made(result)
